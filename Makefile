@@ -1,0 +1,56 @@
+# TPV Broker ops suite. `make demo` and `make test` work from a fresh clone (Debian 12, root).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: help venv deps demo test unit integration lint format bench serve clean
+
+help:
+	@echo "make demo   - start the broker on the embedded snapshot and rank the example requests"
+	@echo "make test   - install what the tests need, lint, run unit + integration tests"
+	@echo "make bench  - run the benchmarks (figures under benchmarks/results/)"
+	@echo "make serve  - run the broker in the foreground on the embedded snapshot"
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[broker,producer,consumer,dev]'
+	touch $(STAMP)
+
+# Debian packages the integration tests start for real (InfluxDB 1.x). Skipped when present.
+deps:
+	@command -v influxd >/dev/null || { \
+	  echo "installing Debian package influxdb"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null; }
+
+demo: venv
+	$(PY) -m broker.demo
+
+serve: venv
+	$(VENV)/bin/tpv-broker serve
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+unit: venv
+	$(PY) -m pytest -q tests/unit
+
+integration: venv deps
+	$(PY) -m pytest -q tests/integration
+
+test: venv deps lint
+	$(PY) -m pytest -q tests
+
+bench: venv deps
+	$(PY) -m benchmarks.latency
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,0 +1,100 @@
+"""The `tpv-broker` command: serve the API, or rank one request offline exactly as the API would."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from broker.config import ConfigError, Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from broker.app import create_app
+
+    settings = _settings(args)
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level=settings.server.log_level,
+        access_log=args.access_log,
+    )
+    return 0
+
+
+def cmd_rank(args: argparse.Namespace) -> int:
+    from broker.app import build_cache
+    from broker.ranking.models import RankRequest
+    from broker.ranking.rank import rank
+
+    settings = _settings(args)
+    try:
+        request = RankRequest.model_validate_json(Path(args.request).read_bytes())
+    except OSError as exc:
+        print(f"tpv-broker: cannot read {args.request}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+        )
+        print(f"tpv-broker: invalid request {args.request}: {problems}", file=sys.stderr)
+        return 2
+    cache = build_cache(settings)
+    if not cache.refresh():
+        print(f"tpv-broker: warning: {cache.status.last_error}", file=sys.stderr)
+    response = rank(request, settings, cache.current, cache.status, explain=args.explain)
+    print(response.to_json(indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    config_help = "YAML config (default: $TPV_BROKER_CONFIG, else the embedded demo network)"
+    parser = argparse.ArgumentParser(prog="tpv-broker", description=__doc__)
+    parser.add_argument("--config", help=config_help)
+    # --config may also follow the subcommand: `tpv-broker rank REQ.json --config FILE`.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, help=config_help)
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", parents=[common], help="run the HTTP API (uvicorn)")
+    serve.add_argument("--host", help="override server.host")
+    serve.add_argument("--port", type=int, help="override server.port")
+    serve.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    serve.set_defaults(func=cmd_serve)
+    rank = sub.add_parser(
+        "rank", parents=[common], help="rank one request JSON offline and print the API's answer"
+    )
+    rank.add_argument("request", help="a /process_data request body (JSON file)")
+    rank.add_argument("--explain", action="store_true", help="include the explanation")
+    rank.set_defaults(func=cmd_rank)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"tpv-broker: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

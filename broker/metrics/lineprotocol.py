@@ -1,0 +1,169 @@
+"""InfluxDB line protocol: parse (the broker's snapshot source) and format (the collectors).
+
+Kept dependency-free so the Galaxy-side collectors can import it without the broker's stack.
+Escaping follows the InfluxDB 1.x reference: in measurements, commas and spaces; in tag keys,
+tag values and field keys, commas, equals signs and spaces; in string field values, double
+quotes and backslashes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+FieldValue = float | int | bool | str
+
+
+class LineProtocolError(ValueError):
+    """A line that is not valid line protocol; the message names the line and the problem."""
+
+
+@dataclass(frozen=True)
+class Point:
+    measurement: str
+    tags: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, FieldValue] = field(default_factory=dict)
+    time_ns: int | None = None
+
+    @property
+    def time_s(self) -> float | None:
+        return None if self.time_ns is None else self.time_ns / 1e9
+
+
+def _escape(text: str, specials: str) -> str:
+    out = text.replace("\\", "\\\\") if "\\" in specials else text
+    for ch in specials.replace("\\", ""):
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def _format_field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise LineProtocolError(f"field value {value!r} is not finite")
+        return repr(value)
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    raise LineProtocolError(f"unsupported field value type {type(value).__name__}")
+
+
+def format_point(
+    measurement: str,
+    tags: Mapping[str, str],
+    fields: Mapping[str, FieldValue],
+    time_ns: int | None = None,
+) -> str:
+    """One line of line protocol; tags sorted (InfluxDB's preferred order), empty tags dropped."""
+    if not fields:
+        raise LineProtocolError(f"point {measurement!r} has no fields")
+    head = _escape(measurement, ", ")
+    for key in sorted(tags):
+        value = tags[key]
+        if value is None or value == "":
+            continue
+        head += f",{_escape(str(key), ',= ')}={_escape(str(value), ',= ')}"
+    body = ",".join(f"{_escape(k, ',= ')}={_format_field(v)}" for k, v in fields.items())
+    line = f"{head} {body}"
+    return line if time_ns is None else f"{line} {int(time_ns)}"
+
+
+def _split_unescaped(text: str, sep: str, quotes: bool = False) -> list[str]:
+    """Split on `sep` outside backslash escapes (and, for field sets, outside quoted strings)."""
+    parts, current, i, in_quote = [], [], 0, False
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i : i + 2])
+            i += 2
+            continue
+        if quotes and ch == '"':
+            in_quote = not in_quote
+        elif ch == sep and not in_quote:
+            parts.append("".join(current))
+            current = []
+            i += 1
+            continue
+        current.append(ch)
+        i += 1
+    if in_quote:
+        raise LineProtocolError("unterminated string field value")
+    parts.append("".join(current))
+    return parts
+
+
+def _unescape(text: str) -> str:
+    out, i = [], 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text) and text[i + 1] in ',= "\\':
+            out.append(text[i + 1])
+            i += 2
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def _parse_value(raw: str) -> FieldValue:
+    if raw.startswith('"'):
+        if len(raw) < 2 or not raw.endswith('"'):
+            raise LineProtocolError(f"bad string field value {raw!r}")
+        return raw[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    if raw in ("t", "T", "true", "True", "TRUE"):
+        return True
+    if raw in ("f", "F", "false", "False", "FALSE"):
+        return False
+    try:
+        if raw.endswith(("i", "u")):
+            return int(raw[:-1])
+        return float(raw)
+    except ValueError:
+        raise LineProtocolError(f"bad field value {raw!r}") from None
+
+
+def parse_line(line: str) -> Point:
+    """Parse one non-empty, non-comment line."""
+    sections = _split_unescaped(line.strip(), " ", quotes=True)
+    sections = [s for s in sections if s != ""]
+    if len(sections) not in (2, 3):
+        raise LineProtocolError("expected 'measurement[,tags] fields [timestamp]'")
+    key, field_set = sections[0], sections[1]
+    key_parts = _split_unescaped(key, ",")
+    measurement = _unescape(key_parts[0])
+    if not measurement:
+        raise LineProtocolError("empty measurement name")
+    tags: dict[str, str] = {}
+    for item in key_parts[1:]:
+        kv = _split_unescaped(item, "=")
+        if len(kv) != 2 or not kv[0] or not kv[1]:
+            raise LineProtocolError(f"bad tag {item!r}")
+        tags[_unescape(kv[0])] = _unescape(kv[1])
+    fields: dict[str, FieldValue] = {}
+    for item in _split_unescaped(field_set, ",", quotes=True):
+        kv = _split_unescaped(item, "=", quotes=True)
+        if len(kv) != 2 or not kv[0]:
+            raise LineProtocolError(f"bad field {item!r}")
+        fields[_unescape(kv[0])] = _parse_value(kv[1])
+    time_ns = None
+    if len(sections) == 3:
+        try:
+            time_ns = int(sections[2])
+        except ValueError:
+            raise LineProtocolError(f"bad timestamp {sections[2]!r}") from None
+    return Point(measurement, tags, fields, time_ns)
+
+
+def parse_lines(lines: Iterable[str]) -> Iterator[Point]:
+    """Parse a text of line protocol; errors name the 1-based line number."""
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        try:
+            yield parse_line(stripped)
+        except LineProtocolError as exc:
+            raise LineProtocolError(f"line {number}: {exc}") from None

@@ -1,0 +1,187 @@
+"""An immutable view of the metrics the ranking reads, built from line-protocol points.
+
+Both sources (a snapshot file, InfluxDB) produce points; this module turns them into the latest
+value per series of the four measurements in the metric contract (docs/metric-contract.md).
+A view is replaced whole on every refresh, so a request never sees half an update.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from broker.metrics.lineprotocol import Point
+
+log = logging.getLogger(__name__)
+
+CLUSTER = "htcondor_cluster_usage"
+QUEUE = "queue_by_destination"
+RUNTIME = "destination-queue-run-time"
+OUTCOMES = "job_outcomes"
+MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES)
+
+
+class SourceError(Exception):
+    """A metric source could not produce a view; the message says which and why."""
+
+
+def _num(fields: dict, key: str, default: float = 0.0) -> float:
+    value = fields.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return default
+    return float(value)
+
+
+@dataclass(frozen=True)
+class ClusterUsage:
+    """One HTCondor pool's state (memory in MB, as HTCondor reports it)."""
+
+    site: str
+    time_s: float
+    cpus: float
+    cpus_free: float
+    memory_mb: float
+    memory_mb_free: float
+    gpus: float
+    gpus_free: float
+    jobs_idle: float
+    jobs_running: float
+    jobs_held: float
+    largest_free_cpus: float
+    largest_free_memory_mb: float
+
+    @classmethod
+    def from_point(cls, point: Point) -> ClusterUsage:
+        f = point.fields
+        return cls(
+            site=point.tags.get("site", ""),
+            time_s=point.time_s or 0.0,
+            cpus=_num(f, "cpus"),
+            cpus_free=_num(f, "cpus_free"),
+            memory_mb=_num(f, "memory_mb"),
+            memory_mb_free=_num(f, "memory_mb_free"),
+            gpus=_num(f, "gpus"),
+            gpus_free=_num(f, "gpus_free"),
+            jobs_idle=_num(f, "jobs_idle"),
+            jobs_running=_num(f, "jobs_running"),
+            jobs_held=_num(f, "jobs_held"),
+            # Older producers may lack the largest-slot fields: the totals are an upper bound.
+            largest_free_cpus=_num(f, "largest_free_cpus", _num(f, "cpus_free")),
+            largest_free_memory_mb=_num(f, "largest_free_memory_mb", _num(f, "memory_mb_free")),
+        )
+
+    @property
+    def free_fraction(self) -> float | None:
+        return None if self.cpus <= 0 else max(0.0, min(1.0, self.cpus_free / self.cpus))
+
+
+@dataclass(frozen=True)
+class QueueCount:
+    count: float
+    time_s: float
+
+
+@dataclass(frozen=True)
+class RunStats:
+    """A tool's queue and run time at a destination, in seconds (gxadmin --seconds)."""
+
+    count: float
+    median_queue: float | None
+    median_run: float | None
+    perc_95_queue: float | None
+    perc_95_run: float | None
+    time_s: float
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    ok: float
+    error: float
+    time_s: float
+
+
+def _opt(fields: dict, key: str) -> float | None:
+    value = fields.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        return None
+    return float(value)
+
+
+@dataclass
+class MetricsView:
+    """Latest point per series. `frozen_now_s` is set for a snapshot (ages are relative to its
+    newest point); for a live source it is None and ages are taken against the wall clock."""
+
+    cluster: dict[str, ClusterUsage] = field(default_factory=dict)
+    queues: dict[str, dict[str, QueueCount]] = field(default_factory=dict)
+    runtimes: dict[tuple[str, str], RunStats] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], Outcomes] = field(default_factory=dict)
+    frozen_now_s: float | None = None
+    source: str = "empty"
+    loaded_at_s: float = field(default_factory=time.time)
+
+    def now(self) -> float:
+        return self.frozen_now_s if self.frozen_now_s is not None else time.time()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.cluster or self.queues or self.runtimes or self.outcomes)
+
+    @property
+    def newest_s(self) -> float | None:
+        times = [c.time_s for c in self.cluster.values()]
+        times += [q.time_s for states in self.queues.values() for q in states.values()]
+        times += [r.time_s for r in self.runtimes.values()]
+        times += [o.time_s for o in self.outcomes.values()]
+        return max(times) if times else None
+
+    @classmethod
+    def from_points(
+        cls, points: Iterable[Point], *, source: str, frozen: bool = False
+    ) -> MetricsView:
+        """Keep the newest point of each series; ignore measurements outside the contract."""
+        view = cls(source=source)
+        skipped = 0
+        for p in points:
+            t = p.time_s or 0.0
+            if p.measurement == CLUSTER and p.tags.get("site"):
+                usage = ClusterUsage.from_point(p)
+                old = view.cluster.get(usage.site)
+                if old is None or old.time_s <= t:
+                    view.cluster[usage.site] = usage
+            elif p.measurement == QUEUE and p.tags.get("destination_id"):
+                states = view.queues.setdefault(p.tags["destination_id"], {})
+                state = p.tags.get("state", "queued")
+                old_q = states.get(state)
+                if old_q is None or old_q.time_s <= t:
+                    states[state] = QueueCount(_num(p.fields, "count"), t)
+            elif (
+                p.measurement == RUNTIME and p.tags.get("destination_id") and p.tags.get("tool_id")
+            ):
+                key = (p.tags["destination_id"], p.tags["tool_id"])
+                if key not in view.runtimes or view.runtimes[key].time_s <= t:
+                    f = p.fields
+                    view.runtimes[key] = RunStats(
+                        count=_num(f, "count"),
+                        median_queue=_opt(f, "median_queue"),
+                        median_run=_opt(f, "median_run"),
+                        perc_95_queue=_opt(f, "perc_95_queue"),
+                        perc_95_run=_opt(f, "perc_95_run"),
+                        time_s=t,
+                    )
+            elif (
+                p.measurement == OUTCOMES and p.tags.get("destination_id") and p.tags.get("tool_id")
+            ):
+                key = (p.tags["destination_id"], p.tags["tool_id"])
+                if key not in view.outcomes or view.outcomes[key].time_s <= t:
+                    ok, err = _num(p.fields, "ok"), _num(p.fields, "error")
+                    view.outcomes[key] = Outcomes(max(ok, 0.0), max(err, 0.0), t)
+            else:
+                skipped += 1
+        if skipped:
+            log.debug("ignored %d points outside the metric contract", skipped)
+        if frozen:
+            view.frozen_now_s = view.newest_s
+        return view

@@ -1,0 +1,1 @@
+"""The ranking model: expected time to a successful result per candidate destination."""

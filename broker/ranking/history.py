@@ -1,0 +1,161 @@
+"""What the ranking derives from the history metrics, computed once per metrics refresh.
+
+Run times and outcomes change daily at most, so their pooled estimates (a tool's reference run
+time, a destination's relative speed, success rates by tool and by destination) are computed
+when a new view arrives, never on the request path.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from broker.config import RankingSettings
+from broker.metrics.view import MetricsView, Outcomes, RunStats
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def _expit(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    value: float
+    note: str
+
+
+@dataclass
+class History:
+    settings: RankingSettings
+    runtimes: dict[tuple[str, str], RunStats] = field(default_factory=dict)
+    outcomes: dict[tuple[str, str], Outcomes] = field(default_factory=dict)
+    tool_reference_run: dict[str, tuple[float, float]] = field(default_factory=dict)
+    speed: dict[str, float] = field(default_factory=dict)
+    typical_run: dict[str, float] = field(default_factory=dict)
+    global_success: float = 0.95
+    tool_success: dict[str, float] = field(default_factory=dict)
+    dest_success: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, view: MetricsView, settings: RankingSettings, max_age_s: float) -> History:
+        now = view.now()
+        h = cls(
+            settings=settings,
+            runtimes={
+                k: r
+                for k, r in view.runtimes.items()
+                if now - r.time_s <= max_age_s and r.count > 0 and r.median_run is not None
+            },
+            outcomes={k: o for k, o in view.outcomes.items() if now - o.time_s <= max_age_s},
+        )
+        h._pool_run_times()
+        h._pool_outcomes()
+        return h
+
+    def _pool_run_times(self) -> None:
+        by_tool: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+        for (dest, tool), r in self.runtimes.items():
+            by_tool[tool].append((dest, max(r.median_run or 0.0, 1.0), r.count))
+        # A tool's reference run time: count-weighted geometric mean over destinations.
+        for tool, rows in by_tool.items():
+            n = sum(c for _, _, c in rows)
+            self.tool_reference_run[tool] = (
+                math.exp(sum(c * math.log(t) for _, t, c in rows) / n),
+                n,
+            )
+        # A destination's speed: how much slower than the reference its tools run (log-mean),
+        # over tools that also ran elsewhere, shrunk towards 1 by `min_runs` pseudo-runs.
+        log_ratio: dict[str, float] = defaultdict(float)
+        weight: dict[str, float] = defaultdict(float)
+        run_sum: dict[str, float] = defaultdict(float)
+        for tool, rows in by_tool.items():
+            ref = self.tool_reference_run[tool][0]
+            for dest, t, c in rows:
+                run_sum[dest] += c * t
+                if len(rows) > 1:
+                    log_ratio[dest] += c * math.log(t / ref)
+                    weight[dest] += c
+        counts: dict[str, float] = defaultdict(float)
+        for (dest, _), r in self.runtimes.items():
+            counts[dest] += r.count
+        k = self.settings.min_runs
+        for dest in counts:
+            self.speed[dest] = math.exp(log_ratio[dest] / (weight[dest] + k))
+            self.typical_run[dest] = run_sum[dest] / counts[dest]
+
+    def _pool_outcomes(self) -> None:
+        s = self.settings
+        k = s.prior_strength
+        ok_all = sum(o.ok for o in self.outcomes.values())
+        n_all = sum(o.ok + o.error for o in self.outcomes.values())
+        self.global_success = (ok_all + k * s.default_success) / (n_all + k)
+        ok_t: dict[str, float] = defaultdict(float)
+        n_t: dict[str, float] = defaultdict(float)
+        ok_d: dict[str, float] = defaultdict(float)
+        n_d: dict[str, float] = defaultdict(float)
+        for (dest, tool), o in self.outcomes.items():
+            ok_t[tool] += o.ok
+            n_t[tool] += o.ok + o.error
+            ok_d[dest] += o.ok
+            n_d[dest] += o.ok + o.error
+        g = self.global_success
+        self.tool_success = {t: (ok_t[t] + k * g) / (n_t[t] + k) for t in n_t}
+        self.dest_success = {d: (ok_d[d] + k * g) / (n_d[d] + k) for d in n_d}
+
+    # --- per-request estimates (dictionary lookups and arithmetic only) ---
+
+    def run_time(self, tool: str | None, dest: str) -> Estimate:
+        """Hierarchical: the tool here, shrunk towards the tool elsewhere scaled by this
+        destination's speed; then the global default scaled by the speed."""
+        speed = self.speed.get(dest, 1.0)
+        local = self.runtimes.get((dest, tool)) if tool else None
+        ref = self.tool_reference_run.get(tool) if tool else None
+        k = self.settings.min_runs
+        if ref is not None:
+            elsewhere = ref[0] * speed
+            if local is not None:
+                n = local.count
+                value = (n * (local.median_run or 0.0) + k * elsewhere) / (n + k)
+                return Estimate(
+                    value,
+                    f"median {local.median_run:.0f} s over {n:.0f} runs here, "
+                    f"shrunk towards {elsewhere:.0f} s from all destinations",
+                )
+            return Estimate(
+                elsewhere,
+                f"no runs here: {ref[0]:.0f} s elsewhere x speed {speed:.2f} of this destination",
+            )
+        default = self.settings.default_run_s * speed
+        return Estimate(default, f"no history for this tool: default {default:.0f} s")
+
+    def queue_time(self, tool: str | None, dest: str) -> float | None:
+        r = self.runtimes.get((dest, tool)) if tool else None
+        if r is None or r.median_queue is None or r.count < self.settings.min_runs:
+            return None
+        return r.median_queue
+
+    def success(self, tool: str | None, dest: str) -> Estimate:
+        """Beta-binomial posterior; its prior mean combines the tool's and the destination's
+        overall rates as independent effects on the log-odds scale."""
+        s = self.settings
+        g = self.global_success
+        rt = self.tool_success.get(tool, g) if tool else g
+        rd = self.dest_success.get(dest, g)
+        prior = _expit(_logit(rt) + _logit(rd) - _logit(g))
+        o = self.outcomes.get((dest, tool)) if tool else None
+        ok, n = (o.ok, o.ok + o.error) if o else (0.0, 0.0)
+        p = (ok + s.prior_strength * prior) / (n + s.prior_strength)
+        p = min(1.0, max(s.min_success, p))
+        if n:
+            note = (
+                f"{ok:.0f}/{n:.0f} ok here, prior {prior:.2f} (tool {rt:.2f}, destination {rd:.2f})"
+            )
+        else:
+            note = f"no outcomes here: prior {prior:.2f} (tool {rt:.2f}, destination {rd:.2f})"
+        return Estimate(p, note)

@@ -1,0 +1,139 @@
+"""Request and response of POST /process_data (drop-in for the original TPV Broker).
+
+Units are converted here, once, at the edge: TPV's `mem` is GB (HTCondor, and every metric, is
+MB, binary: 1 GB = 1024 MB); dataset sizes are bytes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MB_PER_GB = 1024
+
+
+class DestinationIn(BaseModel):
+    """A candidate destination. TPV may put coordinates at the top level or in `context`."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str = Field(min_length=1)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+    context: dict[str, Any] | None = None
+
+    def coordinates(self) -> tuple[float, float] | None:
+        if self.latitude is not None and self.longitude is not None:
+            return (self.latitude, self.longitude)
+        ctx = self.context or {}
+        try:
+            lat, lon = float(ctx["latitude"]), float(ctx["longitude"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if -90 <= lat <= 90 and -180 <= lon <= 180:
+            return (lat, lon)
+        return None
+
+
+class ObjectStoreIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+
+
+class DatasetIn(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    object_store_id: str | None = None
+    size: float | None = Field(default=None, ge=0, description="bytes; null when Galaxy has none")
+
+
+class JobInfo(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    tool_id: str | None = None
+    mem: float = Field(default=0.0, ge=0, description="GB, as in TPV")
+    cores: int = Field(default=1, ge=0)
+    gpus: int = Field(default=0, ge=0)
+
+    @field_validator("mem", "cores", "gpus", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any, info) -> Any:
+        # TPV 3.x may render an undefined gpus/mem as null; that means "not asked for".
+        if value is None:
+            return cls.model_fields[info.field_name].default
+        return value
+
+    @property
+    def mem_mb(self) -> float:
+        return self.mem * MB_PER_GB
+
+
+class RankRequest(BaseModel):
+    destinations: list[DestinationIn] = Field(min_length=1)
+    objectstores: dict[str, ObjectStoreIn] = Field(default_factory=dict)
+    datasets: dict[str, DatasetIn] = Field(default_factory=dict)
+    job_info: JobInfo = Field(default_factory=JobInfo)
+    preference: list[str] | None = Field(
+        default=None, description="TPV's own order of the candidates; the request order if absent"
+    )
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> RankRequest:
+        seen: set[str] = set()
+        for d in self.destinations:
+            if d.id in seen:
+                raise ValueError(f"destinations: duplicate id {d.id!r}")
+            seen.add(d.id)
+        return self
+
+    def tpv_order(self) -> list[str]:
+        """TPV's preference: `preference` first (known ids only), then the rest in request order."""
+        ids = [d.id for d in self.destinations]
+        known = set(ids)
+        order = list(dict.fromkeys(i for i in (self.preference or []) if i in known))
+        placed = set(order)
+        return order + [i for i in ids if i not in placed]
+
+
+class MetricAges(BaseModel):
+    cluster_usage_s: float | None = None
+    queue_s: float | None = None
+    run_time_s: float | None = None
+    outcomes_s: float | None = None
+
+
+class DestinationExplanation(BaseModel):
+    id: str
+    rank: int
+    site: str
+    state: str = Field(description="fresh | stale | cannot_fit")
+    transfer_s: float
+    wait_s: float | None = Field(description="null when the job can never fit")
+    run_s: float
+    p_success: float
+    preference_penalty_s: float
+    expected_s: float | None = Field(description="null when the destination is not ranked by it")
+    metric_ages: MetricAges
+    terms: dict[str, str] = Field(description="where each term came from")
+    reason: str
+
+
+class Explanation(BaseModel):
+    source: str
+    source_error: str | None = None
+    degraded: bool
+    summary: str
+    destinations: list[DestinationExplanation]
+
+
+class RankResponse(BaseModel):
+    sorted_destinations: list[str]
+    explanation: Explanation | None = None
+
+    def to_json(self, indent: int | None = None) -> str:
+        """The wire format: `explanation` only when asked for; nulls inside it kept."""
+        exclude = {"explanation"} if self.explanation is None else None
+        return self.model_dump_json(exclude=exclude, indent=indent)

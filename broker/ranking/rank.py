@@ -1,0 +1,231 @@
+"""Order candidate destinations by expected time to a successful result.
+
+    E[d] = (transfer(d) + wait(d) + run(d)) / P_success(d) + preference_step_s * tpv_position(d)
+
+A destination is fresh when its site's cluster usage is younger than `metrics.staleness_s`.
+Fresh destinations come first, by E (ties: TPV's order); then stale ones in TPV's order; last
+the fresh ones whose pool can never hold the job. With no fresh destination the answer is TPV's
+order unchanged. Every candidate id is returned exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from broker.config import Settings
+from broker.metrics.cache import RefreshStatus
+from broker.metrics.view import MetricsView
+from broker.ranking.history import History
+from broker.ranking.models import (
+    DestinationExplanation,
+    Explanation,
+    MetricAges,
+    RankRequest,
+    RankResponse,
+)
+from broker.ranking.transfer import bytes_by_store, transfer_seconds
+from broker.ranking.wait import historical_wait, live_wait
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A metrics view with what the ranking derives from it once per refresh."""
+
+    view: MetricsView
+    history: History
+
+
+def prepare(view: MetricsView, settings: Settings) -> Prepared:
+    return Prepared(
+        view, History.build(view, settings.ranking, settings.metrics.history_staleness_s)
+    )
+
+
+def _age(now: float, t: float | None) -> float | None:
+    return None if t is None else round(max(0.0, now - t), 1)
+
+
+def _fmt_age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _score(settings: Settings, prepared: Prepared, request: RankRequest, now: float) -> list[dict]:
+    view, history, rs = prepared.view, prepared.history, settings.ranking
+    staleness = settings.metrics.staleness_s
+    job = request.job_info
+    tool = job.tool_id
+    totals, _missing_sizes = bytes_by_store(request.datasets)
+    store_coords = {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()}
+    store_coords.update({k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()})
+    by_id = {d.id: d for d in request.destinations}
+    rows = []
+    for position, dest_id in enumerate(request.tpv_order()):
+        conf = settings.destinations.get(dest_id)
+        site = settings.site_of(dest_id)
+        if conf and conf.latitude is not None and conf.longitude is not None:
+            coords = (conf.latitude, conf.longitude)
+        else:
+            coords = by_id[dest_id].coordinates()
+        usage = view.cluster.get(site)
+        cluster_age = _age(now, usage.time_s if usage else None)
+        fresh = cluster_age is not None and cluster_age <= staleness
+        queued = view.queues.get(dest_id, {}).get("queued")
+        queue_age = _age(now, queued.time_s if queued else None)
+        # A drained queue writes no row: an old row means nothing queued, not the old count.
+        queued_now = queued.count if queued and queue_age <= staleness else 0.0
+        hist_queue = history.queue_time(tool, dest_id)
+        if fresh:
+            typical = history.typical_run.get(dest_id, rs.default_run_s)
+            wait = live_wait(rs, usage, job, queued_now, typical, hist_queue)
+        else:
+            wait = historical_wait(rs, hist_queue)
+        transfer, transfer_note = transfer_seconds(
+            rs.bandwidth,
+            dest_id,
+            coords,
+            set(conf.objectstores) if conf else set(),
+            totals,
+            store_coords,
+        )
+        run = history.run_time(tool, dest_id)
+        success = history.success(tool, dest_id)
+        penalty = position * rs.preference_step_s
+        expected = (transfer + wait.seconds + run.value) / success.value + penalty
+        runtime = history.runtimes.get((dest_id, tool)) if tool else None
+        outcome = history.outcomes.get((dest_id, tool)) if tool else None
+        rows.append(
+            {
+                "id": dest_id,
+                "position": position,
+                "site": site,
+                "known": conf is not None,
+                "state": "fresh"
+                if fresh and wait.fits_ever
+                else ("cannot_fit" if fresh else "stale"),
+                "transfer": transfer,
+                "wait": wait.seconds,
+                "run": run.value,
+                "p": success.value,
+                "penalty": penalty,
+                "expected": expected,
+                "ages": MetricAges(
+                    cluster_usage_s=cluster_age,
+                    queue_s=queue_age,
+                    run_time_s=_age(now, runtime.time_s if runtime else None),
+                    outcomes_s=_age(now, outcome.time_s if outcome else None),
+                ),
+                "terms": {
+                    "transfer": transfer_note,
+                    "wait": wait.note,
+                    "run": run.note,
+                    "success": success.note,
+                    "preference": f"position {position + 1} in TPV's order",
+                },
+            }
+        )
+    return rows
+
+
+def _order(rows: list[dict]) -> list[dict]:
+    fresh = sorted(
+        (r for r in rows if r["state"] == "fresh"), key=lambda r: (r["expected"], r["position"])
+    )
+    stale = [r for r in rows if r["state"] == "stale"]
+    cannot = [r for r in rows if r["state"] == "cannot_fit"]
+    return fresh + stale + cannot
+
+
+def _reason(row: dict, previous: dict | None, any_fresh: bool, staleness: float) -> str:
+    if row["state"] == "cannot_fit":
+        return f"last: {row['terms']['wait']}"
+    if row["state"] == "stale":
+        age = row["ages"].cluster_usage_s
+        why = (
+            f"cluster usage {_fmt_age(age)} old (limit {_fmt_age(staleness)})"
+            if age is not None
+            else f"no cluster usage for site {row['site']!r}"
+        )
+        if not any_fresh:
+            return f"no current metrics ({why}): TPV's order kept"
+        return f"metrics stale ({why}): after all fresh destinations, in TPV's order"
+    if previous is None:
+        return f"lowest expected time to success: {row['expected']:.0f} s"
+    return (
+        f"expected {row['expected']:.0f} s, {row['expected'] - previous['expected']:.0f} s "
+        f"more than {previous['id']}"
+    )
+
+
+def rank(
+    request: RankRequest,
+    settings: Settings,
+    prepared: Prepared,
+    status: RefreshStatus | None = None,
+    explain: bool = False,
+) -> RankResponse:
+    view = prepared.view
+    now = view.now()
+    rows = _score(settings, prepared, request, now)
+    ordered = _order(rows)
+    ids = [r["id"] for r in ordered]
+    any_fresh = any(r["state"] == "fresh" for r in rows)
+    unknown = [r["id"] for r in rows if not r["known"]]
+    if unknown:
+        log.info("destinations not in the broker config (ranked with what is known): %s", unknown)
+    top = ordered[0]
+    log.info(
+        "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
+        request.job_info.tool_id,
+        ",".join(ids),
+        top["id"],
+        f"{top['expected']:.0f}s" if top["state"] == "fresh" else top["state"],
+        sum(r["state"] == "fresh" for r in rows),
+        len(rows),
+    )
+    if not explain:
+        return RankResponse(sorted_destinations=ids)
+    error = status.last_error if status else None
+    details, previous = [], None
+    for i, row in enumerate(ordered, start=1):
+        details.append(
+            DestinationExplanation(
+                id=row["id"],
+                rank=i,
+                site=row["site"],
+                state=row["state"],
+                transfer_s=round(row["transfer"], 1),
+                wait_s=round(row["wait"], 1) if math.isfinite(row["wait"]) else None,
+                run_s=round(row["run"], 1),
+                p_success=round(row["p"], 4),
+                preference_penalty_s=row["penalty"],
+                expected_s=round(row["expected"], 1) if row["state"] == "fresh" else None,
+                metric_ages=row["ages"],
+                terms=row["terms"],
+                reason=_reason(row, previous, any_fresh, settings.metrics.staleness_s),
+            )
+        )
+        if row["state"] == "fresh":
+            previous = row
+    summary = (
+        "ranked by expected time to a successful result"
+        if any_fresh
+        else "no current metrics for any candidate: TPV's order unchanged"
+    )
+    return RankResponse(
+        sorted_destinations=ids,
+        explanation=Explanation(
+            source=view.source,
+            source_error=error,
+            degraded=bool(error) or not any_fresh,
+            summary=summary,
+            destinations=details,
+        ),
+    )
