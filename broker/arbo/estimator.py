@@ -1,0 +1,269 @@
+"""Run-time model of one workflow task: Amdahl's law fitted jointly, plus a GP on what it misses.
+
+``T(s, x) = c + T1 * (x/x0)^k * ((1 - p) + p / s)`` is fitted to the task's recent runs in log
+space, because run-time noise is multiplicative (a run twice as slow is as likely on a long task
+as on a short one), with a soft-L1 loss so one stuck node does not drag the fit. Weak priors on
+``p``, ``k`` and ``c`` keep the fit defined when only one or two ``s`` values have been seen;
+they stop mattering after a handful of runs. The parameter covariance (Laplace approximation)
+is propagated to every prediction, so a task with few runs gets honestly wide intervals.
+
+What Amdahl cannot express (per-worker coordination cost, the cluster being busy, a slow-down
+on large inputs) is left in the residuals; a Gaussian process over (log s, log x/x0, load) models
+them once there are enough runs. scikit-learn's GP is used directly: ``broker/gp.py`` did not
+exist when this was written, and this model needs fixed (not data-rescaled) inputs so a fit on
+a narrow range of ``s`` does not extrapolate as if it had seen the whole range.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.optimize import least_squares
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
+
+# Nominal log-space noise (about 15 %): the unit of the residuals and the prior on the noise.
+SIGMA0 = 0.15
+# Pseudo-runs behind SIGMA0: with two runs the noise estimate is mostly prior, with 30 mostly data.
+SIGMA0_WEIGHT = 4.0
+# Priors: most tasks people bother to parallelise are mostly parallel; data sizes scale ~linearly;
+# start-up overhead is a small fraction of the typical run. Each is (mean, sd).
+PRIOR_P = (0.8, 0.35)
+PRIOR_K = (1.0, 0.5)
+PRIOR_C = (0.0, 0.5)
+# log2(s) is divided by this so s in 1..64 spans the GP's unit interval.
+S_SCALE = 6.0
+
+
+@dataclass(frozen=True)
+class Run:
+    """One observed run of a task (successful runs only are fitted)."""
+
+    s: int
+    seconds: float
+    input_size: float | None = None
+    load: float | None = None
+
+
+@dataclass
+class Prediction:
+    """Log-space predictive distribution of the run time at each candidate ``s``."""
+
+    s: np.ndarray
+    mu: np.ndarray
+    var: np.ndarray
+    epistemic_var: np.ndarray
+
+    @property
+    def sd(self) -> np.ndarray:
+        return np.sqrt(self.var)
+
+    def mean_seconds(self) -> np.ndarray:
+        """Expected seconds of a lognormal: what an average over many runs would cost."""
+        return np.exp(self.mu + self.var / 2)
+
+    def quantile(self, q: float) -> np.ndarray:
+        return np.exp(self.mu + _z(q) * self.sd)
+
+    def prob_below(self, seconds: float | np.ndarray) -> np.ndarray:
+        from scipy.stats import norm
+
+        return norm.cdf((np.log(seconds) - self.mu) / self.sd)
+
+
+def _z(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
+
+
+@dataclass
+class AmdahlFit:
+    """Fitted Amdahl parameters in seconds, with the covariance of the scaled parameters."""
+
+    c: float
+    t1: float
+    p: float
+    k: float
+    x0: float
+    sigma: float
+    n: int
+    scale: float
+    cov: np.ndarray = field(repr=False)
+
+    def _theta(self) -> np.ndarray:
+        return np.array([self.c / self.scale, self.t1 / self.scale, self.p, self.k])
+
+    def log_mean(self, s: np.ndarray, ratio: np.ndarray | float) -> np.ndarray:
+        return np.log(_model(self._theta(), s, ratio) * self.scale)
+
+    def log_mean_var(self, s: np.ndarray, ratio: float) -> np.ndarray:
+        """Delta-method variance of log T from the parameter covariance."""
+        u, v, p, k = self._theta()
+        s = np.asarray(s, dtype=float)
+        rk = ratio**k
+        a = v * rk
+        f = (1 - p) + p / s
+        m = u + a * f
+        grad = np.stack(
+            [1 / m, rk * f / m, a * (1 / s - 1) / m, a * f * math.log(ratio) / m], axis=1
+        )
+        return np.einsum("ij,jk,ik->i", grad, self.cov, grad)
+
+
+def _model(theta: np.ndarray, s: np.ndarray, ratio: np.ndarray | float) -> np.ndarray:
+    u, v, p, k = theta
+    return u + v * np.power(ratio, k) * ((1 - p) + p / s)
+
+
+def _log2s(s: np.ndarray) -> np.ndarray:
+    return np.log2(np.asarray(s, dtype=float)) / S_SCALE
+
+
+@dataclass
+class TaskModel:
+    """Amdahl fit + optional residual GP for one task; predicts at candidate ``s`` values."""
+
+    amdahl: AmdahlFit
+    gp: GaussianProcessRegressor | None
+    load_fill: float
+    n: int
+    distinct_s: list[int]
+
+    def ratio(self, input_size: float | None) -> float:
+        return 1.0 if input_size is None else float(input_size) / self.amdahl.x0
+
+    def predict(
+        self, s: np.ndarray, input_size: float | None = None, load: float | None = None
+    ) -> Prediction:
+        s = np.asarray(s, dtype=float)
+        r = self.ratio(input_size)
+        mu = self.amdahl.log_mean(s, r)
+        param_var = self.amdahl.log_mean_var(s, r)
+        if self.gp is None:
+            return Prediction(s, mu, param_var + self.amdahl.sigma**2, param_var)
+        load = self.load_fill if load is None else load
+        feats = np.column_stack([_log2s(s), np.full_like(s, math.log(r)), np.full_like(s, load)])
+        gp_mu, gp_sd = self.gp.predict(feats, return_std=True)
+        noise = _white_level(self.gp)
+        gp_epi = np.maximum(gp_sd**2 - noise, 0.0)
+        epi = param_var + gp_epi
+        return Prediction(s, mu + gp_mu, epi + noise, epi)
+
+    def describe(self) -> dict:
+        a = self.amdahl
+        out = {
+            "c_seconds": a.c,
+            "t1_seconds": a.t1,
+            "p": a.p,
+            "k": a.k,
+            "x0": a.x0,
+            "sigma_log": a.sigma,
+            "p_sd": float(math.sqrt(max(a.cov[2, 2], 0.0))),
+            "runs_fitted": self.n,
+            "distinct_s": self.distinct_s,
+            "gp": None,
+        }
+        if self.gp is not None:
+            out["gp"] = {
+                "kernel": str(self.gp.kernel_),
+                "noise_sd_log": _white_level(self.gp) ** 0.5,
+            }
+        return out
+
+
+def _white_level(gp: GaussianProcessRegressor) -> float:
+    kernel = gp.kernel_
+    return float(kernel.k2.noise_level) if isinstance(kernel.k2, WhiteKernel) else 0.0
+
+
+def fit_amdahl(runs: list[Run]) -> AmdahlFit:
+    """Robust joint fit of Amdahl's law with start-up overhead and input-size scaling."""
+    s = np.array([r.s for r in runs], dtype=float)
+    t = np.array([r.seconds for r in runs], dtype=float)
+    sizes = [r.input_size for r in runs if r.input_size is not None]
+    x0 = float(np.exp(np.median(np.log(sizes)))) if sizes else 1.0
+    ratio = np.array([1.0 if r.input_size is None else r.input_size / x0 for r in runs])
+    scale = float(np.median(t))
+    logt = np.log(t / scale)
+    sizes_vary = len(sizes) >= 2 and float(np.ptp(np.log(sizes))) > 0.05
+    prior_k = PRIOR_K if sizes_vary else (PRIOR_K[0], 1e-3)
+
+    def residuals(theta: np.ndarray) -> np.ndarray:
+        data = (logt - np.log(_model(theta, s, ratio))) / SIGMA0
+        prior = [
+            (theta[0] - PRIOR_C[0]) / PRIOR_C[1],
+            (theta[2] - PRIOR_P[0]) / PRIOR_P[1],
+            (theta[3] - prior_k[0]) / prior_k[1],
+        ]
+        return np.concatenate([data, prior])
+
+    lower = [0.0, 1e-6, 0.0, 0.0]
+    upper = [10.0, 1e3, 1.0, 3.0]
+    best = None
+    for p_start in (0.5, 0.9, 0.99):
+        start = np.array([0.05, 1.0, p_start, prior_k[0]])
+        res = least_squares(
+            residuals, start, bounds=(lower, upper), loss="soft_l1", f_scale=2.0, x_scale="jac"
+        )
+        if best is None or res.cost < best.cost:
+            best = res
+    assert best is not None
+    theta = best.x
+    n = len(runs)
+    r_data = logt - np.log(_model(theta, s, ratio))
+    mad = 1.4826 * float(np.median(np.abs(r_data - np.median(r_data)))) if n >= 3 else 0.0
+    sigma = math.sqrt((SIGMA0_WEIGHT * SIGMA0**2 + n * mad**2) / (SIGMA0_WEIGHT + n))
+    jac = best.jac
+    jd, jp = jac[:n] * (SIGMA0 / sigma), jac[n:]
+    fisher = jd.T @ jd + jp.T @ jp
+    # Parameters at a bound or unidentified: pinv keeps the others' variance finite.
+    cov = np.linalg.pinv(fisher + 1e-9 * np.eye(4))
+    return AmdahlFit(
+        c=theta[0] * scale,
+        t1=theta[1] * scale,
+        p=float(theta[2]),
+        k=float(theta[3]),
+        x0=x0,
+        sigma=sigma,
+        n=n,
+        scale=scale,
+        cov=cov,
+    )
+
+
+def fit(runs: list[Run], gp_min_runs: int = 8) -> TaskModel | None:
+    """Fit a task's model from its successful runs (oldest first); None without any run."""
+    runs = [r for r in runs if r.seconds > 0 and r.s >= 1]
+    if not runs:
+        return None
+    amdahl = fit_amdahl(runs)
+    loads = [r.load for r in runs if r.load is not None]
+    load_fill = float(np.mean(loads)) if loads else 0.0
+    distinct = sorted({r.s for r in runs})
+    gp = None
+    if len(runs) >= gp_min_runs:
+        gp = _fit_gp(runs, amdahl, load_fill)
+    return TaskModel(amdahl, gp, load_fill, len(runs), distinct)
+
+
+def _fit_gp(runs: list[Run], amdahl: AmdahlFit, load_fill: float) -> GaussianProcessRegressor:
+    s = np.array([r.s for r in runs], dtype=float)
+    ratio = np.array([1.0 if r.input_size is None else r.input_size / amdahl.x0 for r in runs])
+    load = np.array([load_fill if r.load is None else r.load for r in runs])
+    resid = np.log([r.seconds for r in runs]) - amdahl.log_mean(s, ratio)
+    # Outliers (beyond 4 robust sd) would bend the GP; the Amdahl fit already ignored them.
+    keep = np.abs(resid - np.median(resid)) <= 4 * max(amdahl.sigma, 0.02)
+    x = np.column_stack([_log2s(s), np.log(ratio), load])[keep]
+    kernel = ConstantKernel(0.05**2, (1e-5, 1.0)) * RBF(
+        length_scale=[1.0, 1.0, 1.0], length_scale_bounds=(0.1, 20.0)
+    ) + WhiteKernel(amdahl.sigma**2, (0.02**2, 0.5))
+    gp = GaussianProcessRegressor(kernel, normalize_y=False, n_restarts_optimizer=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(x, resid[keep])
+    return gp

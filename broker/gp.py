@@ -1,0 +1,243 @@
+"""Gaussian-process surrogate helpers shared by the reprioritization service and ARBO.
+
+The public API is deliberately small and stable (other packages import it):
+
+- :class:`GaussianProcess`: ``fit(X, y, domain=None)`` then ``predict(X) -> Prediction``.
+- :class:`Prediction`: ``mean`` and ``std`` arrays in the units of ``y``.
+- :func:`expected_improvement`: the closed-form EI acquisition for a prediction.
+
+Why these choices:
+
+- Inputs are min-max scaled to the unit cube over the training points *and* an optional
+  ``domain`` (the candidates you will predict at), so one length-scale prior fits every problem
+  whatever its units, and predictions at the candidates are never extrapolations in scaled space.
+- Outputs are standardised (``normalize_y``), so the signal-variance and noise priors mean the
+  same thing for run times in seconds and for objective values near 20.
+- The kernel is ``Constant * Matern(nu=2.5, one length scale per input) + White``: Matern 5/2 is
+  the usual Bayesian-optimisation default (smooth but not infinitely so, unlike RBF), per-input
+  length scales let irrelevant inputs switch themselves off, and the white-noise term absorbs
+  duplicate points with different results and structure finer than the data can resolve (an
+  interpolating GP on such data chases noise and ranks badly).
+- All hyperparameters are fitted by maximising the log marginal likelihood (scikit-learn's
+  L-BFGS-B with restarts). Fitting costs O(n^3) per likelihood evaluation, so the hyperparameters
+  are fitted on at most ``max_fit_points`` points (the best results plus a seeded random sample
+  of the rest); the posterior is then conditioned on up to ``max_points`` points with those
+  hyperparameters fixed: one Cholesky factorisation. This keeps a 700-point fit well under a
+  second with no measurable loss of ranking quality (see ``benchmarks/reprioritize.py``).
+- With fewer than three distinct points, or constant results, the likelihood cannot identify
+  the hyperparameters: the prior values are kept (``optimized`` is False) instead of letting the
+  optimiser run to a bound.
+- Everything is seeded, so the same input always gives the same answer.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import norm
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern, WhiteKernel
+from sklearn.preprocessing import MinMaxScaler
+
+__all__ = ["GaussianProcess", "Prediction", "expected_improvement"]
+
+KernelName = Literal["matern52", "rbf"]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Posterior mean and standard deviation (of the latent function, in the units of y)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def _as_2d(X: np.ndarray | list, name: str) -> np.ndarray:
+    arr = np.asarray(X, dtype=float)
+    if arr.ndim == 1:
+        arr = arr.reshape(-1, 1)
+    if arr.ndim != 2 or arr.shape[1] == 0:
+        raise ValueError(f"{name} must be a 2-D array of shape (n_points, n_inputs)")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return arr
+
+
+class GaussianProcess:
+    """A GP regressor with scaled inputs, standardised outputs and fitted hyperparameters.
+
+    Args:
+        kernel: ``"matern52"`` (default) or ``"rbf"`` for the stationary part.
+        ard: one length scale per input (True) or one shared length scale.
+        noise: add a fitted white-noise term. Keep it on for real measurements.
+        n_restarts: extra optimiser restarts from random hyperparameters (more robust, slower).
+        max_fit_points: at most this many points are used to fit the hyperparameters.
+        max_points: at most this many points condition the posterior.
+        random_state: seed for restarts and subsampling.
+    """
+
+    def __init__(
+        self,
+        *,
+        kernel: KernelName = "matern52",
+        ard: bool = True,
+        noise: bool = True,
+        n_restarts: int = 1,
+        max_fit_points: int = 256,
+        max_points: int = 2000,
+        random_state: int = 0,
+    ) -> None:
+        if kernel not in ("matern52", "rbf"):
+            raise ValueError(f"unknown kernel {kernel!r}")
+        if max_fit_points < 2 or max_points < max_fit_points:
+            raise ValueError("need 2 <= max_fit_points <= max_points")
+        self.kernel_name = kernel
+        self.ard = ard
+        self.noise = noise
+        self.n_restarts = n_restarts
+        self.max_fit_points = max_fit_points
+        self.max_points = max_points
+        self.random_state = random_state
+        self._scaler: MinMaxScaler | None = None
+        self._gpr: GaussianProcessRegressor | None = None
+        self.optimized: bool = False
+        self.n_train: int = 0
+        self._y_scale = 1.0
+
+    # -- construction -----------------------------------------------------------------------
+    def _prior_kernel(self, n_inputs: int) -> Kernel:
+        length = np.full(n_inputs, 0.5) if self.ard else 0.5
+        bounds = (1e-2, 1e3)
+        stationary = (
+            Matern(length_scale=length, length_scale_bounds=bounds, nu=2.5)
+            if self.kernel_name == "matern52"
+            else RBF(length_scale=length, length_scale_bounds=bounds)
+        )
+        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * stationary
+        if self.noise:
+            kernel = kernel + WhiteKernel(1e-2, (1e-6, 1e1))
+        return kernel
+
+    def _subsample(self, y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+        """Indices of at most ``size`` points: the best tenth by y (low and high) plus random.
+
+        Keeping both extremes matters because callers minimise or maximise; the random rest
+        keeps the global shape of the function.
+        """
+        n = len(y)
+        if n <= size:
+            return np.arange(n)
+        k = max(1, size // 20)
+        order = np.argsort(y, kind="stable")
+        keep = np.unique(np.concatenate([order[:k], order[-k:]]))
+        rest = np.setdiff1d(np.arange(n), keep)
+        extra = rng.choice(rest, size=size - len(keep), replace=False)
+        return np.sort(np.concatenate([keep, extra]))
+
+    # -- public API -------------------------------------------------------------------------
+    def fit(
+        self, X: np.ndarray | list, y: np.ndarray | list, *, domain: np.ndarray | list | None = None
+    ) -> GaussianProcess:
+        """Fit scaling, hyperparameters and posterior.
+
+        Args:
+            X: training inputs, shape (n, d).
+            y: training results, shape (n,), finite.
+            domain: optional further points, shape (m, d), included when fixing the input
+                scaling (typically the candidates that will be predicted).
+        """
+        X = _as_2d(X, "X")
+        y = np.asarray(y, dtype=float).ravel()
+        if len(y) != len(X) or len(y) == 0:
+            raise ValueError("X and y must have the same, non-zero number of points")
+        if not np.all(np.isfinite(y)):
+            raise ValueError("y contains NaN or infinite values")
+        reference = X
+        if domain is not None:
+            D = _as_2d(domain, "domain")
+            if D.shape[1] != X.shape[1]:
+                raise ValueError("domain and X have different numbers of inputs")
+            reference = np.vstack([X, D])
+        self._scaler = MinMaxScaler().fit(reference)
+        Xs = self._scaler.transform(X)
+
+        rng = np.random.default_rng(self.random_state)
+        idx_all = self._subsample(y, self.max_points, rng)
+        Xs, y = Xs[idx_all], y[idx_all]
+        n_distinct = len(np.unique(Xs, axis=0))
+        identifiable = n_distinct >= 3 and float(np.ptp(y)) > 0.0
+
+        kernel = self._prior_kernel(X.shape[1])
+        with warnings.catch_warnings():
+            # Hyperparameters at a bound (e.g. an irrelevant input's length scale) are a valid
+            # answer, not a failure; the fitted kernel is reported to the caller instead.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            if identifiable:
+                idx_fit = self._subsample(y, self.max_fit_points, rng)
+                tuner = GaussianProcessRegressor(
+                    kernel=kernel,
+                    normalize_y=True,
+                    n_restarts_optimizer=self.n_restarts,
+                    random_state=self.random_state,
+                )
+                tuner.fit(Xs[idx_fit], y[idx_fit])
+                kernel = tuner.kernel_
+            self._gpr = GaussianProcessRegressor(
+                kernel=kernel,
+                normalize_y=True,
+                optimizer=None,
+                alpha=1e-10 if self.noise else 1e-6,
+            ).fit(Xs, y)
+        self.optimized = identifiable
+        self.n_train = len(y)
+        # normalize_y divides by the std of y (1 when y is constant); needed to express the
+        # fitted noise level in the units of y.
+        y_std = float(np.std(y))
+        self._y_scale = y_std if y_std > 0 else 1.0
+        return self
+
+    def predict(self, X: np.ndarray | list) -> Prediction:
+        """Posterior mean and std of the latent function at X (noise excluded from std)."""
+        if self._gpr is None or self._scaler is None:
+            raise RuntimeError("fit() first")
+        X = _as_2d(X, "X")
+        Xs = self._scaler.transform(X)
+        mean, cov_std = self._gpr.predict(Xs, return_std=True)
+        var = np.square(cov_std) - self.noise_variance
+        return Prediction(mean=np.asarray(mean, float), std=np.sqrt(np.clip(var, 0.0, None)))
+
+    @property
+    def noise_variance(self) -> float:
+        """Fitted white-noise variance in the units of y squared (0 without a noise term)."""
+        if self._gpr is None or not self.noise:
+            return 0.0
+        white = self._gpr.kernel_.k2  # the kernel is (Constant * stationary) + White
+        return float(white.noise_level) * self._y_scale**2
+
+    @property
+    def kernel_(self) -> str:
+        """The fitted kernel (hyperparameters in scaled-input, standardised-output units)."""
+        if self._gpr is None:
+            raise RuntimeError("fit() first")
+        return str(self._gpr.kernel_)
+
+
+def expected_improvement(
+    prediction: Prediction, best: float, *, minimize: bool = True, xi: float = 0.0
+) -> np.ndarray:
+    """Closed-form expected improvement over ``best`` for each predicted point.
+
+    ``xi`` is a margin in the units of y that a point must beat ``best`` by to count; with zero
+    std the EI reduces to the plain improvement, so certain points are still ordered sensibly.
+    """
+    mean, std = prediction.mean, prediction.std
+    improvement = (best - mean - xi) if minimize else (mean - best - xi)
+    ei = np.maximum(improvement, 0.0)
+    positive = std > 0
+    z = improvement[positive] / std[positive]
+    ei[positive] = improvement[positive] * norm.cdf(z) + std[positive] * norm.pdf(z)
+    return ei

@@ -1,0 +1,115 @@
+"""The HTTP API through FastAPI's test client, on the embedded demo network."""
+
+import json
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from broker.app import create_app
+from broker.config import load_settings
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "requests"
+
+
+@pytest.fixture
+def client():
+    with TestClient(create_app(load_settings(environ={}))) as c:
+        yield c
+
+
+@pytest.fixture
+def secured():
+    settings = load_settings(environ={"TPV_BROKER_AUTH__TOKENS": "tok1,tok2"})
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def example(name):
+    return json.loads((EXAMPLES / name).read_text())
+
+
+def test_process_data_is_a_permutation_without_explanation_by_default(client):
+    body = example("bwa-mem-data-in-bari.json")
+    r = client.post("/process_data", json=body)
+    assert r.status_code == 200
+    answer = r.json()
+    assert set(answer) == {"sorted_destinations"}
+    assert sorted(answer["sorted_destinations"]) == sorted(d["id"] for d in body["destinations"])
+
+
+def test_explain_gives_every_term_per_destination(client):
+    r = client.post("/process_data?explain=true", json=example("bwa-mem-data-in-bari.json"))
+    exp = r.json()["explanation"]
+    assert exp["source"].startswith("snapshot:")
+    first = exp["destinations"][0]
+    for key in (
+        "transfer_s",
+        "wait_s",
+        "run_s",
+        "p_success",
+        "expected_s",
+        "metric_ages",
+        "reason",
+    ):
+        assert key in first
+    assert first["id"] == "pulsar_it_bari"  # 36 GB of input sit in Bari
+    assert first["transfer_s"] < 5
+    states = {d["id"]: d["state"] for d in exp["destinations"]}
+    assert states["pulsar_gr_heraklion"] == "stale"  # silent for two hours in the snapshot
+    assert states["pulsar_fi_espoo"] == "stale"  # never reported
+    assert [d["rank"] for d in exp["destinations"]] == list(range(1, 13))
+
+
+def test_unknown_destination_and_object_store_are_ranked_not_refused(client):
+    r = client.post("/process_data?explain=true", json=example("new-tool-unknown-site.json"))
+    assert r.status_code == 200
+    assert "pulsar_ch_newsite" in r.json()["sorted_destinations"]
+
+
+@pytest.mark.parametrize(
+    "mutate, field",
+    [
+        (lambda b: b["datasets"]["201"].update(size=-1), "size"),
+        (lambda b: b["job_info"].update(cores=-2), "cores"),
+        (lambda b: b["job_info"].update(mem="lots"), "mem"),
+        (lambda b: b.update(destinations=[]), "destinations"),
+        (lambda b: b.pop("destinations"), "destinations"),
+        (lambda b: b["destinations"].append({"id": b["destinations"][0]["id"]}), "duplicate"),
+        (lambda b: b["destinations"][0].pop("id"), "id"),
+    ],
+)
+def test_bad_requests_get_422_naming_the_field(client, mutate, field):
+    body = example("bwa-mem-data-in-bari.json")
+    mutate(body)
+    r = client.post("/process_data", json=body)
+    assert r.status_code == 422
+    assert field in json.dumps(r.json())
+
+
+def test_null_gpus_and_mem_from_tpv_mean_not_asked(client):
+    body = example("fastqc-small-input.json")
+    body["job_info"].update(gpus=None, mem=None)
+    assert client.post("/process_data", json=body).status_code == 200
+
+
+def test_health_and_destinations(client):
+    health = client.get("/health").json()
+    assert health["status"] == "ok" and health["metrics"]["sites"] == 11
+    dests = client.get("/destinations").json()["destinations"]
+    assert dests["pulsar_de_freiburg"]["state"] == "fresh"
+    assert dests["pulsar_gr_heraklion"]["state"] == "stale"
+    assert dests["pulsar_fi_espoo"]["state"] == "no_data"
+    assert dests["pulsar_de_freiburg"]["cluster_usage"]["cpus"] == 2048
+
+
+def test_tokens_guard_everything_but_health(secured):
+    body = example("fastqc-small-input.json")
+    assert secured.get("/health").status_code == 200
+    assert secured.post("/process_data", json=body).status_code == 401
+    assert secured.get("/destinations").status_code == 401
+    bad = {"Authorization": "Bearer nope"}
+    assert secured.post("/process_data", json=body, headers=bad).status_code == 401
+    good = {"Authorization": "Bearer tok2"}
+    assert secured.post("/process_data", json=body, headers=good).status_code == 200
+    assert secured.get("/destinations", headers=good).status_code == 200

@@ -1,0 +1,79 @@
+from pathlib import Path
+
+import pytest
+
+from broker.config import DEFAULT_CONFIG, ConfigError, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "broker.yml"
+    path.write_text(text)
+    return path
+
+
+def test_embedded_default_loads_and_points_at_its_snapshot():
+    settings = load_settings(environ={})
+    assert settings.source_file == DEFAULT_CONFIG.resolve()
+    assert settings.metrics.source == "snapshot"
+    assert settings.metrics.snapshot.is_file()
+    assert len(settings.destinations) >= 12
+    assert settings.site_of("pulsar_de_freiburg") == "freiburg"
+    assert settings.site_of("not_configured") == "not_configured"
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path):
+    (tmp_path / "conf").mkdir()
+    path = write(tmp_path / "conf", "metrics: {snapshot: ../data/net.lp}\nstate_dir: state\n")
+    settings = load_settings(path, environ={})
+    assert settings.metrics.snapshot == (tmp_path / "data" / "net.lp").resolve()
+    assert settings.state_dir == (tmp_path / "conf" / "state").resolve()
+
+
+def test_env_overrides_nested_keys_and_config_path(tmp_path):
+    path = write(tmp_path, "metrics: {source: snapshot, snapshot: x.lp}\n")
+    env = {
+        "TPV_BROKER_CONFIG": str(path),
+        "TPV_BROKER_METRICS__SOURCE": "influxdb",
+        "TPV_BROKER_METRICS__INFLUXDB__URL": "http://127.0.0.1:9999",
+        "TPV_BROKER_METRICS__INFLUXDB__TIMEOUT_S": "0.5",
+        "TPV_BROKER_AUTH__TOKENS": "one, two",
+        "UNRELATED": "x",
+    }
+    settings = load_settings(environ=env)
+    assert settings.metrics.source == "influxdb"
+    assert settings.metrics.influxdb.url == "http://127.0.0.1:9999"
+    assert settings.metrics.influxdb.timeout_s == 0.5
+    assert settings.auth.tokens == ["one", "two"]
+
+
+@pytest.mark.parametrize(
+    "text, named",
+    [
+        ("metrics: {source: prometheus}", "metrics.source"),
+        ("metrics: {staleness_s: -5, snapshot: x}", "metrics.staleness_s"),
+        ("destinations: {d1: {latitude: 123}}", "destinations.d1.latitude"),
+        ("metrics: {snapshot: x, typo_key: 1}", "metrics.typo_key"),
+        ("metrics: {source: snapshot, snapshot: null}", "metrics.snapshot"),
+    ],
+)
+def test_invalid_config_names_the_key(tmp_path, text, named):
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_settings(write(tmp_path, text), environ={})
+
+
+def test_unreadable_and_non_mapping_files_are_clear_errors(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config file"):
+        load_settings(tmp_path / "missing.yml", environ={})
+    with pytest.raises(ConfigError, match="mapping"):
+        load_settings(write(tmp_path, "- a\n- b\n"), environ={})
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_settings(write(tmp_path, "a: [b\n"), environ={})
+
+
+def test_secrets_do_not_show_in_repr(tmp_path):
+    path = write(
+        tmp_path,
+        "metrics: {snapshot: x, influxdb: {password: hunter2}}\nauth: {tokens: [s3cret]}\n",
+    )
+    text = repr(load_settings(path, environ={}))
+    assert "hunter2" not in text and "s3cret" not in text

@@ -1,0 +1,303 @@
+"""The ranking model, on views built from line protocol exactly as the sources build them."""
+
+import math
+import random
+
+import pytest
+
+from broker.config import Settings
+from broker.metrics.lineprotocol import format_point
+from broker.metrics.view import MetricsView
+from broker.ranking.models import MB_PER_GB, JobInfo, RankRequest
+from broker.ranking.rank import prepare, rank
+from broker.ranking.transfer import bandwidth_mb_s, distance_km
+
+NOW = 1_800_000_000
+NS = 1_000_000_000
+TOOL = "toolshed/repos/iuc/bwa/bwa_mem/1.0"
+
+
+def usage(site, t=NOW, cpus=64, free=32, mem_mb=256_000, mem_free=128_000, idle=0, running=8, **kw):
+    fields = {
+        "cpus": cpus,
+        "cpus_free": free,
+        "memory_mb": mem_mb,
+        "memory_mb_free": mem_free,
+        "gpus": kw.pop("gpus", 0),
+        "gpus_free": kw.pop("gpus_free", 0),
+        "jobs_idle": idle,
+        "jobs_running": running,
+        "jobs_held": 0,
+        "largest_free_cpus": kw.pop("largest_cpus", free),
+        "largest_free_memory_mb": kw.pop("largest_mem", mem_free),
+    }
+    return format_point("htcondor_cluster_usage", {"site": site}, fields, t * NS)
+
+
+def runtime(dest, tool=TOOL, run=600, queue=60, count=50, t=NOW - 3600):
+    tags = {"destination_id": dest, "tool_id": tool}
+    fields = {"count": count, "median_run": run, "median_queue": queue}
+    return format_point("destination-queue-run-time", tags, fields, t * NS)
+
+
+def outcomes(dest, ok, error, tool=TOOL, t=NOW - 600):
+    tags = {"destination_id": dest, "tool_id": tool}
+    return format_point("job_outcomes", tags, {"ok": ok, "error": error}, t * NS)
+
+
+def queued(dest, count, t=NOW - 10):
+    tags = {"destination_id": dest, "state": "queued"}
+    return format_point("queue_by_destination", tags, {"count": count}, t * NS)
+
+
+def view_of(*lines):
+    from broker.metrics.lineprotocol import parse_lines
+
+    return MetricsView.from_points(parse_lines(lines), source="test", frozen=True)
+
+
+def settings(**extra):
+    base = {
+        "metrics": {"source": "snapshot", "snapshot": "unused.lp", "staleness_s": 300},
+        "destinations": {
+            "a": {"latitude": 48.0, "longitude": 7.8, "objectstores": ["store_a"]},
+            "b": {"latitude": 51.0, "longitude": 3.7},
+            "c": {"latitude": 41.1, "longitude": 16.9, "site": "pool_c"},
+        },
+        "objectstores": {"store_a": {"latitude": 48.0, "longitude": 7.8}},
+    }
+    base.update(extra)
+    return Settings.model_validate(base)
+
+
+def request(ids=("a", "b", "c"), **kw):
+    body = {
+        "destinations": [{"id": i} for i in ids],
+        "job_info": {"tool_id": TOOL, "cores": 1, "mem": 1},
+    }
+    body.update(kw)
+    return RankRequest.model_validate(body)
+
+
+def ranked(view, req, cfg=None, explain=True):
+    cfg = cfg or settings()
+    return rank(req, cfg, prepare(view, cfg), explain=explain)
+
+
+def by_id(response):
+    return {d.id: d for d in response.explanation.destinations}
+
+
+def test_memory_is_converted_from_tpv_gb_to_htcondor_mb_once():
+    assert JobInfo(mem=4).mem_mb == 4 * MB_PER_GB == 4096
+    # 4 GB = 4096 MB does not fit a 4000 MB slot but fits a 4096 MB one.
+    view = view_of(
+        usage("a", largest_mem=4000, mem_free=4000, idle=0),
+        usage("b", largest_mem=4096, mem_free=4096, idle=0),
+    )
+    req = request(ids=("a", "b"), job_info={"tool_id": TOOL, "mem": 4, "cores": 1})
+    exp = by_id(ranked(view, req))
+    assert exp["a"].terms["wait"].startswith("no free slot")
+    assert exp["b"].terms["wait"].startswith("fits now")
+
+
+def test_no_metrics_at_all_keeps_tpv_order():
+    req = request(ids=("c", "a", "b"))
+    response = ranked(view_of(), req)
+    assert response.sorted_destinations == ["c", "a", "b"]
+    assert response.explanation.degraded
+    assert "TPV's order" in response.explanation.summary
+
+
+def test_preference_field_is_tpv_order_when_given():
+    req = request(ids=("a", "b", "c"), preference=["b", "zzz", "c"])
+    assert req.tpv_order() == ["b", "c", "a"]
+    assert ranked(view_of(), req).sorted_destinations == ["b", "c", "a"]
+
+
+def test_stale_destinations_go_after_fresh_ones_in_tpv_order():
+    view = view_of(
+        usage("a", t=NOW - 3600),  # an hour old: stale
+        usage("b", t=NOW),
+        usage("pool_c", t=NOW - 900),  # stale too
+        runtime("a", run=10),  # the stale one would be much faster
+        runtime("b", run=5000),
+    )
+    response = ranked(view, request(ids=("c", "a", "b")))
+    assert response.sorted_destinations == ["b", "c", "a"]
+    exp = by_id(response)
+    assert exp["b"].state == "fresh" and exp["a"].state == "stale" and exp["c"].state == "stale"
+    assert exp["a"].expected_s is None
+    assert "stale" in exp["a"].reason and exp["a"].metric_ages.cluster_usage_s == 3600
+
+
+def test_destination_maps_to_its_site():
+    view = view_of(usage("pool_c"))
+    exp = by_id(ranked(view, request()))
+    assert exp["c"].state == "fresh" and exp["c"].site == "pool_c"
+    assert exp["a"].state == "stale"
+
+
+def test_data_locality_wins_when_everything_else_is_equal():
+    view = view_of(usage("a"), usage("b"), usage("pool_c"))
+    req = request(datasets={"1": {"object_store_id": "store_a", "size": 50e9}})
+    response = ranked(view, req)
+    exp = by_id(response)
+    assert response.sorted_destinations[0] == "a"
+    assert exp["a"].transfer_s == 0
+    # 50 GB over ~410 km (Freiburg -> Ghent) at the distance-based bandwidth
+    km = distance_km((48.0, 7.8), (51.0, 3.7))
+    assert 350 < km < 500
+    expected = 50e9 / 1e6 / bandwidth_mb_s(settings().ranking.bandwidth, km)
+    assert exp["b"].transfer_s == pytest.approx(expected, rel=1e-3)
+    assert exp["c"].transfer_s > exp["b"].transfer_s  # Bari is farther than Ghent
+
+
+def test_measured_bandwidth_matrix_overrides_distance():
+    cfg = settings(ranking={"bandwidth": {"matrix": {"store_a": {"c": 5000.0}}}})
+    view = view_of(usage("a"), usage("b"), usage("pool_c"))
+    req = request(datasets={"1": {"object_store_id": "store_a", "size": 5e9}})
+    assert by_id(ranked(view, req, cfg))["c"].transfer_s == pytest.approx(1.0)
+
+
+def test_full_site_waits_for_the_jobs_ahead():
+    view = view_of(
+        usage("a", free=0, largest_cpus=0, idle=40, running=60),
+        usage("b", free=16, largest_cpus=16),
+        runtime("a", run=600),
+        runtime("b", run=600),
+    )
+    exp = by_id(ranked(view, request(ids=("a", "b"))))
+    assert exp["b"].wait_s == settings().ranking.dispatch_s
+    assert exp["a"].wait_s > exp["b"].wait_s * 5
+    assert "40 jobs ahead" in exp["a"].terms["wait"]
+
+
+def test_galaxy_queue_counts_only_while_current():
+    cfg = settings()
+    full = dict(free=0, largest_cpus=0, idle=0, running=10)
+    now_queue = view_of(usage("a", **full), queued("a", 50))
+    old_queue = view_of(usage("a", **full), queued("a", 50, t=NOW - 3600))
+    req = request(ids=("a",))
+    w_now = by_id(ranked(now_queue, req, cfg))["a"].wait_s
+    w_old = by_id(ranked(old_queue, req, cfg))["a"].wait_s
+    assert w_now > w_old  # an old row is a drained queue, not 50 jobs
+
+
+def test_job_that_can_never_fit_goes_last():
+    view = view_of(usage("a", cpus=8, free=8), usage("b"))
+    req = request(ids=("a", "b", "c"), job_info={"tool_id": TOOL, "cores": 16, "mem": 1})
+    response = ranked(view, req)
+    assert response.sorted_destinations == ["b", "c", "a"]
+    exp = by_id(response)
+    assert exp["a"].state == "cannot_fit" and exp["a"].wait_s is None
+    assert "16 cores" in exp["a"].reason
+
+
+def test_gpus_must_fit_too():
+    view = view_of(usage("a", gpus=4, gpus_free=0), usage("b", gpus=4, gpus_free=2))
+    req = request(ids=("a", "b"), job_info={"tool_id": TOOL, "cores": 1, "mem": 1, "gpus": 1})
+    exp = by_id(ranked(view, req))
+    assert exp["a"].terms["wait"].startswith("no free slot")
+    assert exp["b"].terms["wait"].startswith("fits now")
+
+
+def test_a_destination_that_fails_the_tool_loses_despite_being_faster():
+    view = view_of(
+        usage("a"),
+        usage("b"),
+        runtime("a", run=1000, count=200),
+        runtime("b", run=1200, count=200),
+        outcomes("a", ok=110, error=90),
+        outcomes("b", ok=198, error=2),
+    )
+    response = ranked(view, request(ids=("a", "b")))
+    exp = by_id(response)
+    assert response.sorted_destinations == ["b", "a"]
+    assert exp["a"].p_success < 0.6 < 0.95 < exp["b"].p_success
+
+
+def test_three_lucky_runs_do_not_beat_a_long_record():
+    view = view_of(
+        usage("a"),
+        usage("b"),
+        outcomes("a", ok=3, error=0),
+        outcomes("b", ok=970, error=30),
+        outcomes("b", ok=500, error=500, tool="other"),  # b is bad for other tools
+    )
+    exp = by_id(ranked(view, request(ids=("a", "b"))))
+    assert exp["a"].p_success < 1.0  # shrunk, not 3/3
+    assert exp["b"].p_success > 0.95  # its own long record dominates its poor overall rate
+
+
+def test_run_time_falls_back_to_elsewhere_scaled_by_speed():
+    other = "toolshed/other/1.0"
+    view = view_of(
+        usage("a"),
+        usage("b"),
+        runtime("a", run=1000, count=100),
+        runtime("a", tool=other, run=100, count=100),
+        runtime("b", tool=other, run=200, count=100),  # b runs `other` twice as slow
+    )
+    exp = by_id(ranked(view, request(ids=("a", "b"))))
+    assert "no runs here" in exp["b"].terms["run"]
+    # b's speed: log-ratio to the reference (geometric mean 141 s), shrunk by min_runs=5 runs
+    speed_b = math.exp(100 / 105 * math.log(200 / math.sqrt(100 * 200)))
+    assert exp["b"].run_s == pytest.approx(1000 * speed_b, rel=1e-3)
+    assert exp["a"].run_s < 1000  # a's own runs, shrunk slightly towards its faster speed
+
+
+def test_unknown_tool_uses_the_default_run_time():
+    view = view_of(usage("a"))
+    req = request(ids=("a",), job_info={"tool_id": "never/seen", "cores": 1})
+    exp = by_id(ranked(view, req))
+    assert exp["a"].run_s == settings().ranking.default_run_s
+    assert "default" in exp["a"].terms["run"]
+
+
+def test_preference_step_costs_seconds_in_tpv_order():
+    view = view_of(usage("a"), usage("b"), runtime("a", run=600), runtime("b", run=630))
+    req = request(ids=("b", "a"))  # TPV prefers b, a is 30 s faster
+    no_step = settings(ranking={"preference_step_s": 0})
+    big_step = settings(ranking={"preference_step_s": 120})
+    assert ranked(view, req, no_step).sorted_destinations == ["a", "b"]
+    assert ranked(view, req, big_step).sorted_destinations == ["b", "a"]
+    assert by_id(ranked(view, req, big_step))["a"].preference_penalty_s == 120
+
+
+def test_ties_keep_tpv_order():
+    view = view_of(usage("a"), usage("b"))
+    assert ranked(view, request(ids=("b", "a"))).sorted_destinations == ["b", "a"]
+    assert ranked(view, request(ids=("a", "b"))).sorted_destinations == ["a", "b"]
+
+
+def test_answer_is_always_a_permutation_of_the_candidates():
+    rng = random.Random(7)
+    sites = [f"s{i}" for i in range(8)]
+    for _ in range(200):
+        lines = []
+        for s in sites:
+            if rng.random() < 0.7:
+                lines.append(
+                    usage(
+                        s,
+                        t=NOW - rng.choice([0, 100, 1000]),
+                        free=rng.randint(0, 64),
+                        largest_cpus=rng.randint(0, 64),
+                        idle=rng.randint(0, 50),
+                    )
+                )
+            if rng.random() < 0.5:
+                lines.append(runtime(s, run=rng.randint(1, 5000), count=rng.randint(1, 100)))
+            if rng.random() < 0.5:
+                lines.append(outcomes(s, ok=rng.randint(0, 50), error=rng.randint(0, 50)))
+        ids = rng.sample(sites + ["unknown_x", "unknown_y"], k=rng.randint(1, 10))
+        req = request(
+            ids=ids,
+            job_info={"tool_id": TOOL, "cores": rng.randint(0, 80), "mem": rng.uniform(0, 300)},
+            datasets={
+                "1": {"object_store_id": rng.choice(["store_a", "nowhere", None]), "size": 1e9}
+            },
+        )
+        response = ranked(view_of(*lines), req, explain=rng.random() < 0.5)
+        assert sorted(response.sorted_destinations) == sorted(ids)
