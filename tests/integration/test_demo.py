@@ -1,0 +1,26 @@
+"""`make demo`'s runner: a real server on a free port, the example requests over HTTP."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_prints_a_table_per_example_request():
+    env = {"PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-m", "broker.demo"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    requests = sorted(p.stem for p in (ROOT / "examples" / "requests").glob("*.json"))
+    for name in requests:
+        assert f"{name}:" in out
+    assert out.count("P(success)") == len(requests)
+    assert "-> pulsar_it_bari" in out  # the 36 GB bwa-mem job goes where its data is
