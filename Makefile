@@ -49,8 +49,15 @@ integration: venv deps
 test: venv deps lint
 	$(PY) -m pytest -q tests
 
+BENCHMARKS ?= latency
+
 bench: venv deps
-	$(PY) -m benchmarks.latency
+	@command -v wrk >/dev/null || { \
+	  echo "installing Debian package wrk"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	mkdir -p benchmarks/results
+	set -e; for b in $(BENCHMARKS); do \
+	  echo "== benchmarks.$$b"; $(PY) -m benchmarks.$$b | tee benchmarks/results/$$b.txt; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

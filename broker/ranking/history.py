@@ -41,6 +41,9 @@ class History:
     global_success: float = 0.95
     tool_success: dict[str, float] = field(default_factory=dict)
     dest_success: dict[str, float] = field(default_factory=dict)
+    # Per (tool, destination) estimates, memoised: they only change with a new view.
+    _run_memo: dict[tuple[str | None, str], Estimate] = field(default_factory=dict, repr=False)
+    _success_memo: dict[tuple[str | None, str], Estimate] = field(default_factory=dict, repr=False)
 
     @classmethod
     def build(cls, view: MetricsView, settings: RankingSettings, max_age_s: float) -> History:
@@ -111,6 +114,18 @@ class History:
     # --- per-request estimates (dictionary lookups and arithmetic only) ---
 
     def run_time(self, tool: str | None, dest: str) -> Estimate:
+        key = (tool, dest)
+        if key not in self._run_memo:
+            self._run_memo[key] = self._run_time(tool, dest)
+        return self._run_memo[key]
+
+    def success(self, tool: str | None, dest: str) -> Estimate:
+        key = (tool, dest)
+        if key not in self._success_memo:
+            self._success_memo[key] = self._success(tool, dest)
+        return self._success_memo[key]
+
+    def _run_time(self, tool: str | None, dest: str) -> Estimate:
         """Hierarchical: the tool here, shrunk towards the tool elsewhere scaled by this
         destination's speed; then the global default scaled by the speed."""
         speed = self.speed.get(dest, 1.0)
@@ -140,7 +155,7 @@ class History:
             return None
         return r.median_queue
 
-    def success(self, tool: str | None, dest: str) -> Estimate:
+    def _success(self, tool: str | None, dest: str) -> Estimate:
         """Beta-binomial posterior; its prior mean combines the tool's and the destination's
         overall rates as independent effects on the log-odds scale."""
         s = self.settings

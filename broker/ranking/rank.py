@@ -25,7 +25,7 @@ from broker.ranking.models import (
     RankRequest,
     RankResponse,
 )
-from broker.ranking.transfer import bytes_by_store, transfer_seconds
+from broker.ranking.transfer import bytes_by_store, transfer_time
 from broker.ranking.wait import historical_wait, live_wait
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,7 @@ def _score(settings: Settings, prepared: Prepared, request: RankRequest, now: fl
             wait = live_wait(rs, usage, job, queued_now, typical, hist_queue)
         else:
             wait = historical_wait(rs, hist_queue)
-        transfer, transfer_note = transfer_seconds(
+        transfer = transfer_time(
             rs.bandwidth,
             dest_id,
             coords,
@@ -98,7 +98,7 @@ def _score(settings: Settings, prepared: Prepared, request: RankRequest, now: fl
         run = history.run_time(tool, dest_id)
         success = history.success(tool, dest_id)
         penalty = position * rs.preference_step_s
-        expected = (transfer + wait.seconds + run.value) / success.value + penalty
+        expected = (transfer.seconds + wait.seconds + run.value) / success.value + penalty
         runtime = history.runtimes.get((dest_id, tool)) if tool else None
         outcome = history.outcomes.get((dest_id, tool)) if tool else None
         rows.append(
@@ -110,20 +110,20 @@ def _score(settings: Settings, prepared: Prepared, request: RankRequest, now: fl
                 "state": "fresh"
                 if fresh and wait.fits_ever
                 else ("cannot_fit" if fresh else "stale"),
-                "transfer": transfer,
+                "transfer": transfer.seconds,
                 "wait": wait.seconds,
                 "run": run.value,
                 "p": success.value,
                 "penalty": penalty,
                 "expected": expected,
-                "ages": MetricAges(
-                    cluster_usage_s=cluster_age,
-                    queue_s=queue_age,
-                    run_time_s=_age(now, runtime.time_s if runtime else None),
-                    outcomes_s=_age(now, outcome.time_s if outcome else None),
+                "ages": (
+                    cluster_age,
+                    queue_age,
+                    _age(now, runtime.time_s if runtime else None),
+                    _age(now, outcome.time_s if outcome else None),
                 ),
                 "terms": {
-                    "transfer": transfer_note,
+                    "transfer": transfer.note,
                     "wait": wait.note,
                     "run": run.note,
                     "success": success.note,
@@ -147,7 +147,7 @@ def _reason(row: dict, previous: dict | None, any_fresh: bool, staleness: float)
     if row["state"] == "cannot_fit":
         return f"last: {row['terms']['wait']}"
     if row["state"] == "stale":
-        age = row["ages"].cluster_usage_s
+        age = row["ages"][0]
         why = (
             f"cluster usage {_fmt_age(age)} old (limit {_fmt_age(staleness)})"
             if age is not None
@@ -207,8 +207,13 @@ def rank(
                 p_success=round(row["p"], 4),
                 preference_penalty_s=row["penalty"],
                 expected_s=round(row["expected"], 1) if row["state"] == "fresh" else None,
-                metric_ages=row["ages"],
-                terms=row["terms"],
+                metric_ages=MetricAges(
+                    cluster_usage_s=row["ages"][0],
+                    queue_s=row["ages"][1],
+                    run_time_s=row["ages"][2],
+                    outcomes_s=row["ages"][3],
+                ),
+                terms={k: v() if callable(v) else v for k, v in row["terms"].items()},
                 reason=_reason(row, previous, any_fresh, settings.metrics.staleness_s),
             )
         )

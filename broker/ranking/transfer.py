@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from collections.abc import Mapping
+from functools import lru_cache
 
 from broker.config import BandwidthSettings
 
@@ -17,8 +19,9 @@ EARTH_RADIUS_KM = 6371.0
 Coordinates = tuple[float, float]
 
 
+@lru_cache(maxsize=65536)
 def distance_km(a: Coordinates, b: Coordinates) -> float:
-    """Great-circle (haversine) distance."""
+    """Great-circle (haversine) distance; cached: sites and stores do not move."""
     lat1, lon1, lat2, lon2 = map(math.radians, (*a, *b))
     h = (
         math.sin((lat2 - lat1) / 2) ** 2
@@ -44,28 +47,50 @@ def bytes_by_store(datasets: Mapping[str, object]) -> tuple[dict[str | None, flo
     return dict(totals), missing
 
 
-def transfer_seconds(
+@dataclass(frozen=True)
+class Transfer:
+    seconds: float
+    total_bytes: float
+    moved_bytes: float
+    unknown_store_bytes: float
+    assumed_stores: int
+    assumed_km: float
+
+    def note(self) -> str:
+        if self.total_bytes == 0:
+            return "no input data"
+        if self.moved_bytes == 0 and not self.unknown_store_bytes:
+            return "all inputs already local"
+        note = f"{self.moved_bytes / 1e9:.2f} GB to move"
+        if self.assumed_stores:
+            note += (
+                f"; {self.assumed_stores} store(s) without coordinates assumed"
+                f" {self.assumed_km:.0f} km away"
+            )
+        if self.unknown_store_bytes:
+            note += f"; {self.unknown_store_bytes / 1e9:.2f} GB in an unknown store not counted"
+        return note
+
+
+def transfer_time(
     settings: BandwidthSettings,
     dest_id: str,
     dest_coords: Coordinates | None,
     local_stores: set[str],
     totals: Mapping[str | None, float],
     store_coords: Mapping[str, Coordinates],
-) -> tuple[float, str]:
-    """Seconds to stage the inputs at the destination, and a note on how it was computed."""
+) -> Transfer:
+    """Seconds to stage the inputs at the destination (the note is built only when explained)."""
     seconds, moved, assumed, unknown = 0.0, 0.0, 0, 0.0
     for store, size in totals.items():
-        if size <= 0:
+        if size <= 0 or store in local_stores:
             continue
         if store is None:
             unknown += size
             continue
-        if store in local_stores:
-            continue
-        mb = size / 1e6
         measured = settings.matrix.get(store, {}).get(dest_id)
         if measured:
-            seconds += mb / measured
+            seconds += size / 1e6 / measured
         else:
             where = store_coords.get(store)
             if where is None or dest_coords is None:
@@ -73,17 +98,8 @@ def transfer_seconds(
                 assumed += 1
             else:
                 km = distance_km(where, dest_coords)
-            seconds += mb / bandwidth_mb_s(settings, km)
+            seconds += size / 1e6 / bandwidth_mb_s(settings, km)
         moved += size
-    if not totals or sum(totals.values()) == 0:
-        note = "no input data"
-    elif moved == 0 and not unknown:
-        note = "all inputs already local"
-    else:
-        note = f"{moved / 1e9:.2f} GB to move"
-        if assumed:
-            km = settings.unknown_distance_km
-            note += f"; {assumed} store(s) without coordinates assumed {km:.0f} km away"
-    if unknown:
-        note += f"; {unknown / 1e9:.2f} GB in an unknown store not counted"
-    return seconds, note
+    return Transfer(
+        seconds, sum(totals.values()), moved, unknown, assumed, settings.unknown_distance_km
+    )

@@ -77,3 +77,10 @@ def test_secrets_do_not_show_in_repr(tmp_path):
     )
     text = repr(load_settings(path, environ={}))
     assert "hunter2" not in text and "s3cret" not in text
+
+
+def test_example_production_config_is_valid():
+    path = Path(__file__).resolve().parents[2] / "examples" / "broker.yml"
+    settings = load_settings(path, environ={})
+    assert settings.metrics.source == "influxdb"
+    assert settings.ranking.bandwidth.matrix["os_freiburg"]["pulsar_be_ghent"] == 220

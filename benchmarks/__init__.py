@@ -1,0 +1,1 @@
+"""Reproducible performance and decision-quality runs (`make bench`)."""
