@@ -93,9 +93,8 @@ def main() -> int:
                     )
                     return 1
                 time.sleep(0.2)
-        print(
-            f"broker up on {base} ({health['metrics']['source']}, {health['metrics']['sites']} sites)\n"
-        )
+        metrics = health["metrics"]
+        print(f"broker up on {base} ({metrics['source']}, {metrics['sites']} sites)\n")
         for path in sorted(EXAMPLES.glob("*.json")):
             request = json.loads(path.read_text())
             r = httpx.post(
