@@ -9,7 +9,9 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import ValidationError
 
 from broker import __version__
 from broker.config import Settings
@@ -72,12 +74,28 @@ async def health(request: Request) -> dict[str, Any]:
     }
 
 
-@protected.post("/process_data", response_model=RankResponse)
+@protected.post(
+    "/process_data",
+    response_model=RankResponse,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": RankRequest.model_json_schema()}},
+        }
+    },
+)
 async def process_data(
-    body: RankRequest,
     request: Request,
     explain: Annotated[bool, Query(description="add per-destination reasons")] = False,
 ) -> Response:
+    # The body is validated straight from bytes by pydantic-core: several times faster than
+    # FastAPI's json.loads + validate, which matters on TPV's hot path.
+    try:
+        body = RankRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
     cache: MetricsCache[Prepared] = request.app.state.cache
     answer = rank(body, request.app.state.settings, cache.current, cache.status, explain)
     return Response(answer.to_json(), media_type="application/json")

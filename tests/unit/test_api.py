@@ -87,6 +87,14 @@ def test_bad_requests_get_422_naming_the_field(client, mutate, field):
     assert field in json.dumps(r.json())
 
 
+def test_body_that_is_not_json_is_a_422(client):
+    r = client.post(
+        "/process_data", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["type"] == "json_invalid"
+
+
 def test_null_gpus_and_mem_from_tpv_mean_not_asked(client):
     body = example("fastqc-small-input.json")
     body["job_info"].update(gpus=None, mem=None)
