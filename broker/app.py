@@ -19,7 +19,7 @@ from broker.metrics.cache import MetricsCache
 from broker.metrics.influx import InfluxSource
 from broker.metrics.snapshot import SnapshotSource
 from broker.ranking.models import RankRequest, RankResponse
-from broker.ranking.rank import Prepared, prepare, rank
+from broker.ranking.rank import Prepared, prepare, rank_or_fallback
 from broker.status import destinations_view, site_free_fraction
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,9 @@ async def process_data(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
     cache: MetricsCache[Prepared] = request.app.state.cache
-    answer = rank(body, request.app.state.settings, cache.current, cache.status, explain)
+    answer = rank_or_fallback(
+        body, request.app.state.settings, cache.current, cache.status, explain
+    )
     return Response(answer.to_json(), media_type="application/json")
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from broker.config import Settings
 from broker.metrics.cache import RefreshStatus
 from broker.metrics.view import MetricsView
-from broker.ranking.history import History
+from broker.ranking.history import Estimate, History
 from broker.ranking.models import (
     DestinationExplanation,
     Explanation,
@@ -25,8 +25,8 @@ from broker.ranking.models import (
     RankRequest,
     RankResponse,
 )
-from broker.ranking.transfer import bytes_by_store, transfer_time
-from broker.ranking.wait import historical_wait, live_wait
+from broker.ranking.transfer import Transfer, bytes_by_store, transfer_time
+from broker.ranking.wait import Wait, historical_wait, live_wait
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,32 @@ def _fmt_age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _score(settings: Settings, prepared: Prepared, request: RankRequest, now: float) -> list[dict]:
+@dataclass(frozen=True)
+class Scored:
+    """One candidate with its terms; `state` decides its group, `expected` its place in it."""
+
+    id: str
+    position: int
+    site: str
+    known: bool
+    state: str  # fresh | stale | cannot_fit
+    transfer: Transfer
+    wait: Wait
+    run: Estimate
+    success: Estimate
+    penalty: float
+    expected: float
+    ages: tuple[float | None, float | None, float | None, float | None]
+
+
+def _score(
+    settings: Settings, prepared: Prepared, request: RankRequest, now: float
+) -> list[Scored]:
     view, history, rs = prepared.view, prepared.history, settings.ranking
     staleness = settings.metrics.staleness_s
     job = request.job_info
     tool = job.tool_id
-    totals, _missing_sizes = bytes_by_store(request.datasets)
+    totals, _ = bytes_by_store(request.datasets)
     store_coords = {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()}
     store_coords.update({k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()})
     by_id = {d.id: d for d in request.destinations}
@@ -87,80 +107,115 @@ def _score(settings: Settings, prepared: Prepared, request: RankRequest, now: fl
             wait = live_wait(rs, usage, job, queued_now, typical, hist_queue)
         else:
             wait = historical_wait(rs, hist_queue)
-        transfer = transfer_time(
-            rs.bandwidth,
-            dest_id,
-            coords,
-            set(conf.objectstores) if conf else set(),
-            totals,
-            store_coords,
-        )
+        local = set(conf.objectstores) if conf else set()
+        transfer = transfer_time(rs.bandwidth, dest_id, coords, local, totals, store_coords)
         run = history.run_time(tool, dest_id)
         success = history.success(tool, dest_id)
         penalty = position * rs.preference_step_s
-        expected = (transfer.seconds + wait.seconds + run.value) / success.value + penalty
         runtime = history.runtimes.get((dest_id, tool)) if tool else None
         outcome = history.outcomes.get((dest_id, tool)) if tool else None
+        state = "stale" if not fresh else ("fresh" if wait.fits_ever else "cannot_fit")
         rows.append(
-            {
-                "id": dest_id,
-                "position": position,
-                "site": site,
-                "known": conf is not None,
-                "state": "fresh"
-                if fresh and wait.fits_ever
-                else ("cannot_fit" if fresh else "stale"),
-                "transfer": transfer.seconds,
-                "wait": wait.seconds,
-                "run": run.value,
-                "p": success.value,
-                "penalty": penalty,
-                "expected": expected,
-                "ages": (
+            Scored(
+                id=dest_id,
+                position=position,
+                site=site,
+                known=conf is not None,
+                state=state,
+                transfer=transfer,
+                wait=wait,
+                run=run,
+                success=success,
+                penalty=penalty,
+                expected=(transfer.seconds + wait.seconds + run.value) / success.value + penalty,
+                ages=(
                     cluster_age,
                     queue_age,
                     _age(now, runtime.time_s if runtime else None),
                     _age(now, outcome.time_s if outcome else None),
                 ),
-                "terms": {
-                    "transfer": transfer.note,
-                    "wait": wait.note,
-                    "run": run.note,
-                    "success": success.note,
-                    "preference": f"position {position + 1} in TPV's order",
-                },
-            }
+            )
         )
     return rows
 
 
-def _order(rows: list[dict]) -> list[dict]:
-    fresh = sorted(
-        (r for r in rows if r["state"] == "fresh"), key=lambda r: (r["expected"], r["position"])
-    )
-    stale = [r for r in rows if r["state"] == "stale"]
-    cannot = [r for r in rows if r["state"] == "cannot_fit"]
+def _order(rows: list[Scored]) -> list[Scored]:
+    fresh = sorted((r for r in rows if r.state == "fresh"), key=lambda r: (r.expected, r.position))
+    stale = [r for r in rows if r.state == "stale"]
+    cannot = [r for r in rows if r.state == "cannot_fit"]
     return fresh + stale + cannot
 
 
-def _reason(row: dict, previous: dict | None, any_fresh: bool, staleness: float) -> str:
-    if row["state"] == "cannot_fit":
-        return f"last: {row['terms']['wait']}"
-    if row["state"] == "stale":
-        age = row["ages"][0]
+def _reason(row: Scored, previous: Scored | None, any_fresh: bool, staleness: float) -> str:
+    if row.state == "cannot_fit":
+        return f"last: {row.wait.note}"
+    if row.state == "stale":
+        age = row.ages[0]
         why = (
             f"cluster usage {_fmt_age(age)} old (limit {_fmt_age(staleness)})"
             if age is not None
-            else f"no cluster usage for site {row['site']!r}"
+            else f"no cluster usage for site {row.site!r}"
         )
         if not any_fresh:
             return f"no current metrics ({why}): TPV's order kept"
         return f"metrics stale ({why}): after all fresh destinations, in TPV's order"
     if previous is None:
-        return f"lowest expected time to success: {row['expected']:.0f} s"
+        return f"lowest expected time to success: {row.expected:.0f} s"
     return (
-        f"expected {row['expected']:.0f} s, {row['expected'] - previous['expected']:.0f} s "
-        f"more than {previous['id']}"
+        f"expected {row.expected:.0f} s, {row.expected - previous.expected:.0f} s "
+        f"more than {previous.id}"
+    )
+
+
+def _explain_row(row: Scored, rank_: int, reason: str) -> DestinationExplanation:
+    return DestinationExplanation(
+        id=row.id,
+        rank=rank_,
+        site=row.site,
+        state=row.state,
+        transfer_s=round(row.transfer.seconds, 1),
+        wait_s=round(row.wait.seconds, 1) if math.isfinite(row.wait.seconds) else None,
+        run_s=round(row.run.value, 1),
+        p_success=round(row.success.value, 4),
+        preference_penalty_s=row.penalty,
+        expected_s=round(row.expected, 1) if row.state == "fresh" else None,
+        metric_ages=MetricAges(
+            cluster_usage_s=row.ages[0],
+            queue_s=row.ages[1],
+            run_time_s=row.ages[2],
+            outcomes_s=row.ages[3],
+        ),
+        terms={
+            "transfer": row.transfer.note(),
+            "wait": row.wait.note,
+            "run": row.run.note,
+            "success": row.success.note,
+            "preference": f"position {row.position + 1} in TPV's order",
+        },
+        reason=reason,
+    )
+
+
+_unknown_logged: set[str] = set()
+
+
+def _log_decision(request: RankRequest, rows: list[Scored], ordered: list[Scored]) -> None:
+    """One line per decision; each unknown destination id once per process."""
+    new_unknown = [r.id for r in rows if not r.known and r.id not in _unknown_logged]
+    if new_unknown and len(_unknown_logged) < 10_000:
+        _unknown_logged.update(new_unknown)
+        log.warning(
+            "destinations not in the broker config, ranked with what is known: %s", new_unknown
+        )
+    top = ordered[0]
+    log.info(
+        "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
+        request.job_info.tool_id,
+        ",".join(r.id for r in ordered),
+        top.id,
+        f"{top.expected:.0f}s" if top.state == "fresh" else top.state,
+        sum(r.state == "fresh" for r in rows),
+        len(rows),
     )
 
 
@@ -172,53 +227,20 @@ def rank(
     explain: bool = False,
 ) -> RankResponse:
     view = prepared.view
-    now = view.now()
-    rows = _score(settings, prepared, request, now)
+    rows = _score(settings, prepared, request, view.now())
     ordered = _order(rows)
-    ids = [r["id"] for r in ordered]
-    any_fresh = any(r["state"] == "fresh" for r in rows)
-    unknown = [r["id"] for r in rows if not r["known"]]
-    if unknown:
-        log.info("destinations not in the broker config (ranked with what is known): %s", unknown)
-    top = ordered[0]
-    log.info(
-        "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
-        request.job_info.tool_id,
-        ",".join(ids),
-        top["id"],
-        f"{top['expected']:.0f}s" if top["state"] == "fresh" else top["state"],
-        sum(r["state"] == "fresh" for r in rows),
-        len(rows),
-    )
+    _log_decision(request, rows, ordered)
+    ids = [r.id for r in ordered]
     if not explain:
         return RankResponse(sorted_destinations=ids)
-    error = status.last_error if status else None
+    any_fresh = any(r.state == "fresh" for r in rows)
     details, previous = [], None
     for i, row in enumerate(ordered, start=1):
-        details.append(
-            DestinationExplanation(
-                id=row["id"],
-                rank=i,
-                site=row["site"],
-                state=row["state"],
-                transfer_s=round(row["transfer"], 1),
-                wait_s=round(row["wait"], 1) if math.isfinite(row["wait"]) else None,
-                run_s=round(row["run"], 1),
-                p_success=round(row["p"], 4),
-                preference_penalty_s=row["penalty"],
-                expected_s=round(row["expected"], 1) if row["state"] == "fresh" else None,
-                metric_ages=MetricAges(
-                    cluster_usage_s=row["ages"][0],
-                    queue_s=row["ages"][1],
-                    run_time_s=row["ages"][2],
-                    outcomes_s=row["ages"][3],
-                ),
-                terms={k: v() if callable(v) else v for k, v in row["terms"].items()},
-                reason=_reason(row, previous, any_fresh, settings.metrics.staleness_s),
-            )
-        )
-        if row["state"] == "fresh":
+        reason = _reason(row, previous, any_fresh, settings.metrics.staleness_s)
+        details.append(_explain_row(row, i, reason))
+        if row.state == "fresh":
             previous = row
+    error = status.last_error if status else None
     summary = (
         "ranked by expected time to a successful result"
         if any_fresh
@@ -234,3 +256,31 @@ def rank(
             destinations=details,
         ),
     )
+
+
+def rank_or_fallback(
+    request: RankRequest,
+    settings: Settings,
+    prepared: Prepared,
+    status: RefreshStatus | None = None,
+    explain: bool = False,
+) -> RankResponse:
+    """`rank`, but a bug in it answers TPV's own order (logged) instead of an HTTP 500: a valid
+    request always gets a correct, if degraded, answer."""
+    try:
+        return rank(request, settings, prepared, status, explain)
+    except Exception:
+        log.exception("ranking failed; answering TPV's own order")
+        order = request.tpv_order()
+        if not explain:
+            return RankResponse(sorted_destinations=order)
+        return RankResponse(
+            sorted_destinations=order,
+            explanation=Explanation(
+                source=prepared.view.source,
+                source_error=status.last_error if status else None,
+                degraded=True,
+                summary="internal ranking error (see the broker log): TPV's order unchanged",
+                destinations=[],
+            ),
+        )

@@ -121,3 +121,17 @@ def test_tokens_guard_everything_but_health(secured):
     good = {"Authorization": "Bearer tok2"}
     assert secured.post("/process_data", json=body, headers=good).status_code == 200
     assert secured.get("/destinations", headers=good).status_code == 200
+
+
+def test_a_bug_in_the_ranking_answers_tpv_order_not_500(client, monkeypatch):
+    import broker.ranking.rank as rank_module
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("injected")
+
+    monkeypatch.setattr(rank_module, "_score", broken)
+    body = example("spades-large-memory.json")
+    r = client.post("/process_data?explain=true", json=body)
+    assert r.status_code == 200
+    assert r.json()["sorted_destinations"] == body["preference"]
+    assert r.json()["explanation"]["degraded"] is True
