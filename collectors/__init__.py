@@ -1,0 +1,7 @@
+"""Metric collectors: what runs on Pulsar nodes (HTCondor producer) and on the Galaxy server
+(AMQP consumer, job outcomes), all feeding InfluxDB through Telegraf's exec plugin.
+
+Kept apart from the broker's stack on purpose: a Pulsar node installs only pika + the HTCondor
+bindings, the Galaxy server only pika + psycopg. The one broker module used here,
+`broker.metrics.lineprotocol`, has no dependencies.
+"""

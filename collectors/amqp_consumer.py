@@ -1,0 +1,188 @@
+"""Galaxy server: drain the HTCondor state messages and print them as line protocol for
+Telegraf's exec input plugin.
+
+    python -m collectors.amqp_consumer --amqp-url URL [--exchange E] [--queue Q]
+                                       [--max-messages N] [--max-seconds S]
+
+Each run declares its topology (durable queue bound to the exchange with `htcondor.*`, a
+dead-letter exchange and queue `<queue>.dead`), drains what is ready within the budget, prints
+one `htcondor_cluster_usage` line per message stamped with the message's `collected_at`, and
+exits. Guarantees, and how:
+- Nothing is lost: a message is acknowledged only after its line was written to stdout and
+  stdout was flushed (lines are flushed in small batches, then acknowledged together). If the
+  process dies before that, RabbitMQ redelivers the unacknowledged messages to the next run.
+  Delivery is at-least-once; a duplicate line is harmless because InfluxDB keeps one point per
+  series and timestamp.
+- One bad message never blocks the rest: a message that fails `collectors.schema` validation
+  is rejected without requeue, RabbitMQ moves it to `<queue>.dead`, and one line on stderr says
+  which and why. Telegraf only reads stdout, so stderr never pollutes the metrics.
+- The run ends within `--max-seconds` (keep it below Telegraf's exec `timeout`): messages
+  prefetched but not yet printed go back to the queue when the consumer is cancelled.
+- Nothing queued: no output, exit 0. RabbitMQ unreachable: one line on stderr, exit 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+import time
+from typing import TextIO
+
+from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
+from collectors.schema import MessageError, parse_message
+from collectors.settings import Settings, load_settings
+
+PREFETCH = 1000  # messages in flight from RabbitMQ; bounds memory and what a crash redelivers
+FLUSH_EVERY = 250  # lines per stdout flush + multiple-ack
+
+
+def _log(message: str) -> None:
+    print(f"amqp_consumer: {message}", file=sys.stderr, flush=True)
+
+
+def drain(
+    channel,
+    queue: str,
+    out: TextIO,
+    max_messages: int,
+    deadline: float,
+    ready: int | None = None,
+) -> tuple[int, int]:
+    """Consume from `queue` until it is empty, `max_messages` were handled or `deadline`
+    (time.monotonic) passes. Returns (lines printed, messages dead-lettered).
+
+    `ready` (messages counted when the queue was declared) lets the loop stop as soon as those
+    are handled instead of waiting out an idle timeout: an exec run should be quick."""
+    printed = rejected = 0
+    pending: list[str] = []
+    last_tag: int | None = None
+
+    def flush() -> None:
+        nonlocal pending, last_tag
+        if last_tag is None:
+            return
+        try:
+            if pending:
+                out.write("\n".join(pending) + "\n")
+            out.flush()
+        except (OSError, ValueError) as exc:  # stdout closed: Telegraf gave up on this run
+            raise CollectorError(
+                f"cannot write to stdout ({exc}); the unprinted messages stay queued"
+            ) from None
+        channel.basic_ack(delivery_tag=last_tag, multiple=True)
+        pending, last_tag = [], None
+
+    channel.basic_qos(prefetch_count=min(PREFETCH, max_messages))
+    handled = 0
+    limit = max_messages if ready is None else min(max_messages, ready)
+    # With a known count the loop ends on the count; the idle timeout only ends a run whose
+    # messages another consumer took meanwhile.
+    idle = max(0.05, min(1.0 if ready is not None else 0.25, deadline - time.monotonic()))
+    try:
+        for method, _properties, body in channel.consume(queue, inactivity_timeout=idle):
+            if method is None:  # nothing arrived within `idle`: the queue is drained
+                break
+            try:
+                state = parse_message(body)
+            except MessageError as exc:
+                # Settle earlier good lines first so the multiple-ack cannot cover this tag.
+                flush()
+                channel.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
+                rejected += 1
+                source = method.routing_key or "?"
+                _log(f"dead-lettered message from {source!r} (tag {method.delivery_tag}): {exc}")
+            else:
+                pending.append(state.to_line())
+                last_tag = method.delivery_tag
+                printed += 1
+                if len(pending) >= FLUSH_EVERY:
+                    flush()
+            handled += 1
+            if handled >= limit or time.monotonic() >= deadline:
+                break
+        flush()
+    finally:
+        # Returns prefetched, unprinted messages to the queue (they were never acknowledged).
+        channel.cancel()
+    return printed, rejected
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="amqp_consumer",
+        description="Print queued HTCondor state messages as line protocol (Telegraf exec).",
+    )
+    p.add_argument("--config", help="TOML settings file (default: $TPV_COLLECTOR_CONFIG)")
+    p.add_argument("--amqp-url", help="amqp[s]://user:password@host:port/vhost")
+    p.add_argument("--amqp-ca-file", help="CA bundle for amqps://")
+    p.add_argument("--exchange", help="topic exchange (default tpv_broker.metrics)")
+    p.add_argument("--queue", help="durable queue to drain (default tpv_broker.htcondor)")
+    p.add_argument("--binding-key", help="routing key pattern to bind (default htcondor.*)")
+    p.add_argument("--max-messages", type=int, help="stop after this many messages")
+    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (default 4)")
+    return p
+
+
+def consume(settings: Settings, out: TextIO) -> tuple[int, int]:
+    import pika.exceptions
+
+    from collectors.amqp import connect, declare_consumer_topology
+
+    started = time.monotonic()
+    deadline = started + settings.max_seconds
+    # Connecting may take at most the whole budget; what is left is for draining.
+    connection = connect(settings, timeout_s=settings.max_seconds)
+    try:
+        channel = connection.channel()
+        try:
+            ready = declare_consumer_topology(
+                channel, settings.exchange, settings.queue, settings.binding_key
+            )
+        except pika.exceptions.ChannelClosedByBroker as exc:
+            raise CollectorError(
+                f"cannot declare queue {settings.queue!r} / exchange {settings.exchange!r}: "
+                f"{exc.reply_text} (declared elsewhere with other arguments?)",
+                EXIT_CONFIG,
+            ) from None
+        if ready == 0:
+            return 0, 0
+        return drain(channel, settings.queue, out, settings.max_messages, deadline, ready)
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        raise CollectorError(
+            f"lost RabbitMQ at {settings.redacted_url()} while draining: {exc!r}; "
+            "unacknowledged messages will be redelivered"
+        ) from None
+    finally:
+        if connection.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                connection.close()
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {
+        k: getattr(args, k)
+        for k in (
+            "amqp_url",
+            "amqp_ca_file",
+            "exchange",
+            "queue",
+            "binding_key",
+            "max_messages",
+            "max_seconds",
+        )
+    }
+
+    def run() -> int:
+        settings = load_settings(args.config, overrides=overrides)
+        printed, rejected = consume(settings, out or sys.stdout)
+        if rejected:
+            _log(f"{printed} printed, {rejected} dead-lettered to {settings.queue}.dead")
+        return EXIT_OK
+
+    return run_cli("amqp_consumer", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""One exception type for every failure an operator must act on, and the CLI wrapper around it.
+
+Telegraf logs a collector's stderr and its exit status; a systemd timer shows them in the
+journal. Either way one readable line beats a traceback, so every entry point runs through
+`run_cli`, which turns a `CollectorError` (and Ctrl-C) into a single stderr line and an exit
+status, and leaves tracebacks only for genuine bugs.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+EXIT_OK = 0
+EXIT_CONFIG = 2  # bad configuration or arguments: fix the config, retrying will not help
+EXIT_UNAVAILABLE = 3  # a service (RabbitMQ, HTCondor, PostgreSQL) cannot be reached: transient
+
+
+class CollectorError(Exception):
+    """A failure with a message meant for the operator; `exit_code` says what kind."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_UNAVAILABLE):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def run_cli(prog: str, main: Callable[[], int]) -> int:
+    try:
+        return main()
+    except CollectorError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr, flush=True)
+        return 130

@@ -1,0 +1,127 @@
+"""Galaxy server: per tool and destination, how many jobs ended ok and how many failed, over a
+look-back window, as `job_outcomes` line protocol for Telegraf's exec input plugin.
+
+    python -m collectors.job_outcomes [--dsn "host=... dbname=galaxy"] [--window-days 30]
+
+The broker turns these counts into a success probability per tool and destination (the
+`P_success` term of the ranking). Reads Galaxy's `job` table only (tool_id, destination_id,
+state, update_time), with a read-only transaction, so it is safe against the production DB.
+
+Choices, and why:
+- Terminal states only: `ok` counts as ok; `error` and `failed` as error. `deleted`/`stopped`
+  are the user's decision, not the destination's fault, so they are left out.
+- The window is on `update_time` (when the job reached its final state); Galaxy stores it as
+  UTC without a time zone, hence `now() AT TIME ZONE 'UTC'`.
+- Jobs without a destination (never dispatched) are skipped.
+- No timestamp: Telegraf stamps the points with the collection time, like gxadmin's output.
+- The schema is taken from the DSN (`options=-csearch_path=...`) so the same SQL runs against
+  Galaxy's `public` schema and a test schema.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from typing import TextIO
+
+from broker.metrics.lineprotocol import format_point
+from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
+from collectors.settings import load_settings
+
+MEASUREMENT = "job_outcomes"
+OK_STATES = ("ok",)
+ERROR_STATES = ("error", "failed")
+
+QUERY = """
+SELECT tool_id,
+       destination_id,
+       count(*) FILTER (WHERE state = ANY(%(ok)s))    AS ok,
+       count(*) FILTER (WHERE state = ANY(%(error)s)) AS error
+  FROM job
+ WHERE state = ANY(%(terminal)s)
+   AND destination_id IS NOT NULL AND destination_id <> ''
+   AND tool_id IS NOT NULL AND tool_id <> ''
+   AND update_time > (now() AT TIME ZONE 'UTC') - make_interval(days => %(days)s)
+ GROUP BY tool_id, destination_id
+ ORDER BY destination_id, tool_id
+"""
+
+
+def format_lines(rows: Iterable[tuple[str, str, int, int]], window_days: int) -> list[str]:
+    """Rows of (tool_id, destination_id, ok, error) -> line protocol, integer fields."""
+    lines = []
+    for tool_id, destination_id, ok, error in rows:
+        lines.append(
+            format_point(
+                MEASUREMENT,
+                {"destination_id": destination_id, "tool_id": tool_id},
+                {"ok": int(ok), "error": int(error), "window_days": int(window_days)},
+            )
+        )
+    return lines
+
+
+def fetch_rows(dsn: str, window_days: int, timeout_s: float = 10.0) -> list[tuple]:
+    try:
+        import psycopg
+    except ImportError:
+        raise CollectorError(
+            "psycopg is not installed (pip install 'psycopg[binary]')", EXIT_CONFIG
+        ) from None
+    try:
+        with psycopg.connect(dsn, connect_timeout=max(1, int(timeout_s))) as conn:
+            conn.read_only = True
+            with conn.cursor() as cur:
+                cur.execute(
+                    QUERY,
+                    {
+                        "ok": list(OK_STATES),
+                        "error": list(ERROR_STATES),
+                        "terminal": list(OK_STATES + ERROR_STATES),
+                        "days": window_days,
+                    },
+                )
+                return cur.fetchall()
+    except psycopg.OperationalError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CollectorError(f"Galaxy database is unreachable: {first}") from None
+    except psycopg.errors.UndefinedTable:
+        raise CollectorError(
+            "Galaxy database has no table 'job' (wrong database or search_path?)", EXIT_CONFIG
+        ) from None
+    except psycopg.Error as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CollectorError(f"querying the Galaxy database failed: {first}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="job_outcomes",
+        description="Print ok/error job counts per tool and destination (Telegraf exec).",
+    )
+    p.add_argument("--config", help="TOML settings file (default: $TPV_COLLECTOR_CONFIG)")
+    p.add_argument("--dsn", dest="postgres_dsn", help="libpq conninfo or postgresql:// URI")
+    p.add_argument("--window-days", type=int, help="look-back window in days (default 30)")
+    return p
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = {"postgres_dsn": args.postgres_dsn, "window_days": args.window_days}
+
+    def run() -> int:
+        settings = load_settings(args.config, overrides=overrides)
+        rows = fetch_rows(settings.postgres_dsn, settings.window_days, settings.timeout_s)
+        lines = format_lines(rows, settings.window_days)
+        stream = out or sys.stdout
+        if lines:
+            stream.write("\n".join(lines) + "\n")
+        stream.flush()
+        return EXIT_OK
+
+    return run_cli("job_outcomes", run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Settings shared by the collectors: a TOML file, then `TPV_COLLECTOR_*` environment
+variables, then command-line flags (each overrides the one before).
+
+Why three layers: the AMQP URL carries a password, so production puts it in a root-only file or
+in the environment (Telegraf's exec plugin has `environment = [...]`), never on a command line
+where `ps` shows it; tests and one-off runs use flags. TOML because Python 3.11 reads it without
+a dependency (a Pulsar node gets only pika and the HTCondor bindings). This is the only module
+in `collectors` that reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from collectors.errors import EXIT_CONFIG, CollectorError
+
+ENV_PREFIX = "TPV_COLLECTOR_"
+CONFIG_ENV = "TPV_COLLECTOR_CONFIG"
+DEFAULT_EXCHANGE = "tpv_broker.metrics"
+DEFAULT_QUEUE = "tpv_broker.htcondor"
+
+
+@dataclass(frozen=True)
+class Settings:
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    amqp_ca_file: str | None = None  # CA bundle for amqps:// (system CAs when unset)
+    exchange: str = DEFAULT_EXCHANGE
+    queue: str = DEFAULT_QUEUE  # consumer: its durable queue; `<queue>.dead` holds rejects
+    binding_key: str = "htcondor.*"
+    site: str | None = None  # producer: this Pulsar site's name (routing key htcondor.<site>)
+    pool: str | None = None  # producer: HTCondor collector host[:port]; None = local config
+    timeout_s: float = 10.0  # producer: budget for each network step
+    max_messages: int = 100_000  # consumer: per exec run
+    max_seconds: float = 4.0  # consumer: below Telegraf's default exec timeout (5 s)
+    postgres_dsn: str = "dbname=galaxy"  # job outcomes: libpq conninfo or URI
+    window_days: int = 30  # job outcomes: look-back window
+
+    def redacted_url(self) -> str:
+        """The AMQP URL without its password, for error messages."""
+        return redact(self.amqp_url)
+
+
+def redact(url: str) -> str:
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"
+
+
+_INT = {"max_messages", "window_days"}
+_FLOAT = {"timeout_s", "max_seconds"}
+
+
+def _coerce(key: str, value: Any, origin: str) -> Any:
+    try:
+        if key in _INT:
+            if isinstance(value, bool):
+                raise ValueError
+            out: Any = int(value)
+            if out <= 0:
+                raise ValueError
+            return out
+        if key in _FLOAT:
+            if isinstance(value, bool):
+                raise ValueError
+            out = float(value)
+            if not out > 0:
+                raise ValueError
+            return out
+    except (TypeError, ValueError):
+        raise CollectorError(f"{origin}: {key} must be a positive number", EXIT_CONFIG) from None
+    if value is not None and not isinstance(value, str):
+        raise CollectorError(f"{origin}: {key} must be a string", EXIT_CONFIG)
+    return value
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """File (``path`` or $TPV_COLLECTOR_CONFIG, optional), then env, then non-None overrides."""
+    environ = os.environ if environ is None else environ
+    known = {f.name for f in fields(Settings)}
+    values: dict[str, Any] = {}
+    chosen = path or environ.get(CONFIG_ENV)
+    if chosen:
+        try:
+            raw = tomllib.loads(Path(chosen).read_text())
+        except OSError as exc:
+            raise CollectorError(
+                f"cannot read config file {chosen}: {exc.strerror}", EXIT_CONFIG
+            ) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise CollectorError(
+                f"config file {chosen} is not valid TOML: {exc}", EXIT_CONFIG
+            ) from None
+        for key, value in raw.items():
+            if key not in known:
+                raise CollectorError(f"config file {chosen}: unknown key {key!r}", EXIT_CONFIG)
+            values[key] = _coerce(key, value, f"config file {chosen}")
+    for key in known:
+        env_key = ENV_PREFIX + key.upper()
+        if env_key in environ and environ[env_key] != "":
+            values[key] = _coerce(key, environ[env_key], f"environment {env_key}")
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = _coerce(key, value, f"option --{key.replace('_', '-')}")
+    return replace(Settings(), **values)
