@@ -21,6 +21,8 @@ QUEUE = "queue_by_destination"
 RUNTIME = "destination-queue-run-time"
 OUTCOMES = "job_outcomes"
 MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES)
+# Lines of one gxadmin run share Telegraf's timestamp; allow for rounding to the second.
+QUEUE_RUN_SLACK_S = 1.0
 
 
 class SourceError(Exception):
@@ -51,6 +53,7 @@ class ClusterUsage:
     jobs_held: float
     largest_free_cpus: float
     largest_free_memory_mb: float
+    largest_free_gpus: float
 
     @classmethod
     def from_point(cls, point: Point) -> ClusterUsage:
@@ -70,6 +73,7 @@ class ClusterUsage:
             # Older producers may lack the largest-slot fields: the totals are an upper bound.
             largest_free_cpus=_num(f, "largest_free_cpus", _num(f, "cpus_free")),
             largest_free_memory_mb=_num(f, "largest_free_memory_mb", _num(f, "memory_mb_free")),
+            largest_free_gpus=_num(f, "largest_free_gpus", _num(f, "gpus_free")),
         )
 
     @property
@@ -119,8 +123,22 @@ class MetricsView:
     runtimes: dict[tuple[str, str], RunStats] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], Outcomes] = field(default_factory=dict)
     frozen_now_s: float | None = None
+    latest_queue_s: float = 0.0  # time of the last gxadmin queue run seen
     source: str = "empty"
     loaded_at_s: float = field(default_factory=time.time)
+
+    def queued_now(self, destination_id: str, staleness_s: float) -> float:
+        """Jobs Galaxy has queued for a destination, as of the last gxadmin run.
+
+        gxadmin writes no row for a drained queue, and Telegraf stamps every line of one run
+        with the same time, so a row older than the newest queue row of any destination (or
+        older than the staleness window) is a queue that has drained since: zero."""
+        row = self.queues.get(destination_id, {}).get("queued")
+        if row is None or self.now() - row.time_s > staleness_s:
+            return 0.0
+        if row.time_s < self.latest_queue_s - QUEUE_RUN_SLACK_S:
+            return 0.0
+        return row.count
 
     def now(self) -> float:
         return self.frozen_now_s if self.frozen_now_s is not None else time.time()
@@ -182,6 +200,9 @@ class MetricsView:
                 skipped += 1
         if skipped:
             log.debug("ignored %d points outside the metric contract", skipped)
+        view.latest_queue_s = max(
+            (q.time_s for states in view.queues.values() for q in states.values()), default=0.0
+        )
         if frozen:
             view.frozen_now_s = view.newest_s
         return view

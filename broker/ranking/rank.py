@@ -99,8 +99,7 @@ def _score(
         fresh = cluster_age is not None and cluster_age <= staleness
         queued = view.queues.get(dest_id, {}).get("queued")
         queue_age = _age(now, queued.time_s if queued else None)
-        # A drained queue writes no row: an old row means nothing queued, not the old count.
-        queued_now = queued.count if queued and queue_age <= staleness else 0.0
+        queued_now = view.queued_now(dest_id, staleness)
         hist_queue = history.queue_time(tool, dest_id)
         if fresh:
             typical = history.typical_run.get(dest_id, rs.default_run_s)

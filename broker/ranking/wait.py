@@ -49,7 +49,7 @@ def live_wait(
     fits_now = (
         usage.largest_free_cpus >= job.cores
         and usage.largest_free_memory_mb >= job.mem_mb
-        and usage.gpus_free >= job.gpus
+        and usage.largest_free_gpus >= job.gpus
     )
     if fits_now:
         return Wait(

@@ -31,6 +31,8 @@ def usage(site, t=NOW, cpus=64, free=32, mem_mb=256_000, mem_free=128_000, idle=
         "largest_free_cpus": kw.pop("largest_cpus", free),
         "largest_free_memory_mb": kw.pop("largest_mem", mem_free),
     }
+    if "largest_gpus" in kw:
+        fields["largest_free_gpus"] = kw.pop("largest_gpus")
     return format_point("htcondor_cluster_usage", {"site": site}, fields, t * NS)
 
 
@@ -301,3 +303,23 @@ def test_answer_is_always_a_permutation_of_the_candidates():
         )
         response = ranked(view_of(*lines), req, explain=rng.random() < 0.5)
         assert sorted(response.sorted_destinations) == sorted(ids)
+
+
+def test_queue_row_older_than_the_last_gxadmin_run_is_a_drained_queue():
+    full = dict(free=0, largest_cpus=0, idle=0, running=10)
+    running_b = format_point(
+        "queue_by_destination", {"destination_id": "b", "state": "running"}, {"count": 3}, NOW * NS
+    )
+    # a's queued row is from the previous run (60 s ago): the newest run had no row for it
+    view = view_of(usage("a", **full), queued("a", 50, t=NOW - 60), running_b)
+    assert view.queued_now("a", 300) == 0
+    same_run = view_of(usage("a", **full), queued("a", 50, t=NOW), running_b)
+    assert same_run.queued_now("a", 300) == 50
+    req = request(ids=("a",))
+    assert by_id(ranked(view, req))["a"].wait_s < by_id(ranked(same_run, req))["a"].wait_s
+
+
+def test_largest_free_gpus_decides_gpu_fit_when_reported():
+    pool = usage("a", gpus=8, gpus_free=4, largest_gpus=0)
+    exp = by_id(ranked(view_of(pool), request(ids=("a",), job_info={"cores": 1, "gpus": 1})))
+    assert exp["a"].terms["wait"].startswith("no free slot")
