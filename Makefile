@@ -49,7 +49,7 @@ integration: venv deps
 test: venv deps lint
 	$(PY) -m pytest -q tests
 
-BENCHMARKS ?= latency
+BENCHMARKS ?= latency collectors arbo
 
 bench: venv deps
 	@command -v wrk >/dev/null || { \

@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import ValidationError
 
 from broker import __version__
+from broker.arbo.routes import router as arbo_router
 from broker.config import Settings
 from broker.metrics.cache import MetricsCache
 from broker.metrics.influx import InfluxSource
@@ -134,4 +135,5 @@ def create_app(settings: Settings, cache: MetricsCache[Prepared] | None = None) 
     app.state.site_load = lambda site: site_free_fraction(settings, cache.current.view, site)
     app.include_router(open_routes)
     app.include_router(protected)
+    app.include_router(arbo_router, dependencies=[Depends(require_token)])
     return app

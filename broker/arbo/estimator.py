@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import least_squares
+from scipy.stats import t as student_t
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
@@ -57,6 +58,7 @@ class Prediction:
     mu: np.ndarray
     var: np.ndarray
     epistemic_var: np.ndarray
+    dof: float = math.inf
 
     @property
     def sd(self) -> np.ndarray:
@@ -67,18 +69,11 @@ class Prediction:
         return np.exp(self.mu + self.var / 2)
 
     def quantile(self, q: float) -> np.ndarray:
-        return np.exp(self.mu + _z(q) * self.sd)
+        """Student-t quantile: the noise scale is itself estimated from ``n`` runs."""
+        return np.exp(self.mu + float(student_t.ppf(q, self.dof)) * self.sd)
 
     def prob_below(self, seconds: float | np.ndarray) -> np.ndarray:
-        from scipy.stats import norm
-
-        return norm.cdf((np.log(seconds) - self.mu) / self.sd)
-
-
-def _z(q: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(q))
+        return student_t.cdf((np.log(seconds) - self.mu) / self.sd, self.dof)
 
 
 @dataclass
@@ -133,6 +128,7 @@ class TaskModel:
     load_fill: float
     n: int
     distinct_s: list[int]
+    gp_calibration: float = 1.0
 
     def ratio(self, input_size: float | None) -> float:
         return 1.0 if input_size is None else float(input_size) / self.amdahl.x0
@@ -144,15 +140,18 @@ class TaskModel:
         r = self.ratio(input_size)
         mu = self.amdahl.log_mean(s, r)
         param_var = self.amdahl.log_mean_var(s, r)
+        dof = max(self.n - 4 + SIGMA0_WEIGHT, 1.0)
         if self.gp is None:
-            return Prediction(s, mu, param_var + self.amdahl.sigma**2, param_var)
+            return Prediction(s, mu, param_var + self.amdahl.sigma**2, param_var, dof)
         load = self.load_fill if load is None else load
         feats = np.column_stack([_log2s(s), np.full_like(s, math.log(r)), np.full_like(s, load)])
         gp_mu, gp_sd = self.gp.predict(feats, return_std=True)
-        noise = _white_level(self.gp)
-        gp_epi = np.maximum(gp_sd**2 - noise, 0.0)
+        # Scaled by the GP's own leave-one-out calibration: a maximum-likelihood GP on a few dozen
+        # runs explains part of the noise as signal and would promise too narrow intervals.
+        noise = _white_level(self.gp) * self.gp_calibration
+        gp_epi = np.maximum(gp_sd**2 * self.gp_calibration - noise, 0.0)
         epi = param_var + gp_epi
-        return Prediction(s, mu + gp_mu, epi + noise, epi)
+        return Prediction(s, mu + gp_mu, epi + noise, epi, dof)
 
     def describe(self) -> dict:
         a = self.amdahl
@@ -217,6 +216,8 @@ def fit_amdahl(runs: list[Run]) -> AmdahlFit:
     n = len(runs)
     r_data = logt - np.log(_model(theta, s, ratio))
     mad = 1.4826 * float(np.median(np.abs(r_data - np.median(r_data)))) if n >= 3 else 0.0
+    if n > 4:
+        mad *= math.sqrt(n / (n - 4))  # four fitted parameters absorb part of the noise
     sigma = math.sqrt((SIGMA0_WEIGHT * SIGMA0**2 + n * mad**2) / (SIGMA0_WEIGHT + n))
     jac = best.jac
     jd, jp = jac[:n] * (SIGMA0 / sigma), jac[n:]
@@ -245,13 +246,16 @@ def fit(runs: list[Run], gp_min_runs: int = 8) -> TaskModel | None:
     loads = [r.load for r in runs if r.load is not None]
     load_fill = float(np.mean(loads)) if loads else 0.0
     distinct = sorted({r.s for r in runs})
-    gp = None
+    gp, calibration = None, 1.0
     if len(runs) >= gp_min_runs:
-        gp = _fit_gp(runs, amdahl, load_fill)
-    return TaskModel(amdahl, gp, load_fill, len(runs), distinct)
+        gp, calibration = _fit_gp(runs, amdahl, load_fill)
+    return TaskModel(amdahl, gp, load_fill, len(runs), distinct, calibration)
 
 
-def _fit_gp(runs: list[Run], amdahl: AmdahlFit, load_fill: float) -> GaussianProcessRegressor:
+def _fit_gp(
+    runs: list[Run], amdahl: AmdahlFit, load_fill: float
+) -> tuple[GaussianProcessRegressor, float]:
+    """Residual GP and its variance calibration factor (>= 1, from leave-one-out residuals)."""
     s = np.array([r.s for r in runs], dtype=float)
     ratio = np.array([1.0 if r.input_size is None else r.input_size / amdahl.x0 for r in runs])
     load = np.array([load_fill if r.load is None else r.load for r in runs])
@@ -262,8 +266,19 @@ def _fit_gp(runs: list[Run], amdahl: AmdahlFit, load_fill: float) -> GaussianPro
     kernel = ConstantKernel(0.05**2, (1e-5, 1.0)) * RBF(
         length_scale=[1.0, 1.0, 1.0], length_scale_bounds=(0.1, 20.0)
     ) + WhiteKernel(amdahl.sigma**2, (0.02**2, 0.5))
-    gp = GaussianProcessRegressor(kernel, normalize_y=False, n_restarts_optimizer=1, random_state=0)
+    gp = GaussianProcessRegressor(kernel, normalize_y=False, n_restarts_optimizer=0, random_state=0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         gp.fit(x, resid[keep])
-    return gp
+    return gp, _loo_calibration(gp, x, resid[keep])
+
+
+def _loo_calibration(gp: GaussianProcessRegressor, x: np.ndarray, y: np.ndarray) -> float:
+    """Mean squared standardised leave-one-out residual (closed form for a GP), at least 1."""
+    try:
+        k_inv = np.linalg.inv(gp.kernel_(x))
+    except np.linalg.LinAlgError:
+        return 1.0
+    diag = np.diag(k_inv)
+    z2 = (k_inv @ y) ** 2 / diag  # (residual / sd)^2 with residual = a/d and var = 1/d
+    return float(max(1.0, np.mean(z2)))
