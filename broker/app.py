@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from broker import __version__
 from broker.arbo.routes import router as arbo_router
 from broker.config import Settings
+from broker.errors import install_error_handlers
 from broker.metrics.cache import MetricsCache
 from broker.metrics.influx import InfluxSource
 from broker.metrics.snapshot import SnapshotSource
@@ -133,6 +134,7 @@ def create_app(settings: Settings, cache: MetricsCache[Prepared] | None = None) 
     app.state.cache = cache
     # ARBO reads a site's current load through this hook (None: unknown or stale).
     app.state.site_load = lambda site: site_free_fraction(settings, cache.current.view, site)
+    install_error_handlers(app)
     app.include_router(open_routes)
     app.include_router(protected)
     app.include_router(arbo_router, dependencies=[Depends(require_token)])

@@ -23,7 +23,6 @@ import threading
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 
 from broker.arbo.models import (
     FeedbackRequest,
@@ -38,34 +37,7 @@ from broker.config import Settings
 log = logging.getLogger(__name__)
 
 
-class _FiniteErrorsRoute(APIRoute):
-    """Validation errors echo the offending input; a NaN or infinite number there would make
-    the 422 itself unserialisable (a 500), so such inputs are echoed as strings."""
-
-    def get_route_handler(self):
-        handler = super().get_route_handler()
-
-        async def route_handler(request: Request):
-            try:
-                return await handler(request)
-            except RequestValidationError as exc:
-                raise RequestValidationError(
-                    [_finite_input(err) for err in exc.errors()], body=exc.body
-                ) from None
-
-        return route_handler
-
-
-def _finite_input(err: dict) -> dict:
-    value = err.get("input")
-    if isinstance(value, float) and not math.isfinite(value):
-        err = {**err, "input": str(value)}
-    elif isinstance(value, dict):
-        err = {**err, "input": None}  # the whole body: may hold a NaN anywhere
-    return err
-
-
-router = APIRouter(prefix="/arbo", tags=["arbo"], route_class=_FiniteErrorsRoute)
+router = APIRouter(prefix="/arbo", tags=["arbo"])
 _create_lock = threading.Lock()
 
 

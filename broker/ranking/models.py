@@ -16,7 +16,7 @@ MB_PER_GB = 1024
 class DestinationIn(BaseModel):
     """A candidate destination. TPV may put coordinates at the top level or in `context`."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     id: str = Field(min_length=1)
     latitude: float | None = Field(default=None, ge=-90, le=90)
@@ -37,21 +37,21 @@ class DestinationIn(BaseModel):
 
 
 class ObjectStoreIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
 
 
 class DatasetIn(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     object_store_id: str | None = None
     size: float | None = Field(default=None, ge=0, description="bytes; null when Galaxy has none")
 
 
 class JobInfo(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     tool_id: str | None = None
     mem: float = Field(default=0.0, ge=0, description="GB, as in TPV")
@@ -72,6 +72,8 @@ class JobInfo(BaseModel):
 
 
 class RankRequest(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     destinations: list[DestinationIn] = Field(min_length=1)
     objectstores: dict[str, ObjectStoreIn] = Field(default_factory=dict)
     datasets: dict[str, DatasetIn] = Field(default_factory=dict)

@@ -90,9 +90,11 @@ def test_api_on_postgres_learns_and_keeps_state_across_restarts(pg_url, tmp_path
     from fastapi.testclient import TestClient
 
     from broker.arbo.routes import router
+    from broker.errors import install_error_handlers
 
     def app() -> FastAPI:
         a = FastAPI()
+        install_error_handlers(a)
         a.state.settings = Settings(state_dir=tmp_path, arbo=ArboSettings(database_url=pg_url))
         a.include_router(router)
         return a

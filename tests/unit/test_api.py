@@ -135,3 +135,18 @@ def test_a_bug_in_the_ranking_answers_tpv_order_not_500(client, monkeypatch):
     assert r.status_code == 200
     assert r.json()["sorted_destinations"] == body["preference"]
     assert r.json()["explanation"]["degraded"] is True
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        (b'{"destinations": [{"id": "a"}], "datasets": {"x": {"size": NaN}}}', "size"),
+        (b'{"destinations": [{"id": "a"}], "datasets": {"x": {"size": Infinity}}}', "size"),
+        (b'{"destinations": [{"id": "a", "latitude": NaN}]}', "latitude"),
+        (b'{"destinations": [{"id": "a"}], "job_info": {"mem": -Infinity}}', "mem"),
+    ],
+)
+def test_non_finite_numbers_are_a_422_naming_the_field(client, body, field):
+    r = client.post("/process_data", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422
+    assert r.json()["detail"][0]["loc"][-1] == field

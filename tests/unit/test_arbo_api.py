@@ -11,10 +11,12 @@ from fastapi.testclient import TestClient
 
 from broker.arbo.routes import router
 from broker.config import ArboSettings, Settings
+from broker.errors import install_error_handlers
 
 
 def make_app(tmp_path, **arbo) -> FastAPI:
     app = FastAPI()
+    install_error_handlers(app)
     app.state.settings = Settings(state_dir=tmp_path, arbo=ArboSettings(**arbo))
     app.include_router(router)
     return app

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from broker.arbo.routes import router
 from broker.client import XCOM_KEY, ArboClient, measure_mapped, split_evenly
 from broker.config import Settings
+from broker.errors import install_error_handlers
 
 
 def free_port() -> int:
@@ -26,6 +27,7 @@ def free_port() -> int:
 @pytest.fixture
 def broker_url(tmp_path):
     app = FastAPI()
+    install_error_handlers(app)
     app.state.settings = Settings(state_dir=tmp_path)
     app.include_router(router)
     port = free_port()
