@@ -82,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("request", help="a /process_data request body (JSON file)")
     rank.add_argument("--explain", action="store_true", help="include the explanation")
     rank.set_defaults(func=cmd_rank)
+    from broker.sim.cli import add_parser as add_simulate_parser
+
+    add_simulate_parser(sub)  # `simulate`: implemented in broker/sim/cli.py
     return parser
 
 

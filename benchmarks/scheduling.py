@@ -1,0 +1,111 @@
+"""`python -m benchmarks.scheduling`: does the broker make Galaxy faster? (issue 9)
+
+Every scenario in examples/scenarios/ with every policy, SEEDS seeds each (default 5), on the
+discrete-event simulator (broker/sim/, docs/simulator.md). The `broker` policy is the real
+ranking code with its shipped settings; what-if variants of it (BENCH_VARIANTS, default
+`broker:preference_step_s=0`) are printed for information and kept out of the JSON line.
+Printed side by side, then each target with its numbers, then JSON on the last line:
+{"scenarios": {<scenario>: {<policy>: {"mean_turnaround_s", "p95_turnaround_s",
+"failed_attempts", "bytes_km"}}}}. Figures and the full summary: benchmarks/results/simulate/.
+
+Targets: the broker has the lowest mean and p95 turnaround on every scenario; at least 25%
+lower mean turnaround than the best of TPV default and weighted random on the burst and
+data-heavy scenarios; fewer failed attempts than every other policy on silent-failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from broker.sim.policies import POLICIES
+from broker.sim.report import aggregate, json_line, table
+from broker.sim.runner import parse_policy, run_all
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "examples" / "scenarios"
+RESULTS = ROOT / "benchmarks" / "results" / "simulate"
+SEEDS = int(os.environ.get("SEEDS", "5"))
+VARIANTS = [v for v in os.environ.get("BENCH_VARIANTS", "broker:preference_step_s=0").split()]
+WORKERS = int(os.environ["BENCH_WORKERS"]) if os.environ.get("BENCH_WORKERS") else None
+
+
+def targets(summary: dict, ours: str = "broker") -> list[tuple[str, bool, str]]:
+    """(target, met, the numbers) for the issue's bar, judged for policy `ours`."""
+    out = []
+    others = [p for p in POLICIES if p != "broker"]
+    for scenario, pols in summary.items():
+        me = pols[ours]
+        for key, what in (("mean_turnaround_s", "mean"), ("p95_turnaround_s", "p95")):
+            best_other = min(others, key=lambda p: pols[p][key])
+            ok = all(me[key] < pols[p][key] for p in others)
+            out.append(
+                (
+                    f"{scenario}: lowest {what} turnaround",
+                    ok,
+                    f"{ours} {me[key]:.0f} s vs best other {best_other} "
+                    f"{pols[best_other][key]:.0f} s",
+                )
+            )
+    for scenario in ("burst", "data-heavy"):
+        if scenario not in summary:
+            continue
+        pols = summary[scenario]
+        base = min(("tpv_default", "weighted_random"), key=lambda p: pols[p]["mean_turnaround_s"])
+        gain = 1 - pols[ours]["mean_turnaround_s"] / pols[base]["mean_turnaround_s"]
+        out.append(
+            (
+                f"{scenario}: mean turnaround >= 25% below the best of TPV default and "
+                "weighted random",
+                gain >= 0.25,
+                f"{ours} {pols[ours]['mean_turnaround_s']:.0f} s vs {base} "
+                f"{pols[base]['mean_turnaround_s']:.0f} s: "
+                + (f"{gain:.0%} lower" if gain >= 0 else f"{-gain:.0%} higher"),
+            )
+        )
+    if "silent-failure" in summary:
+        pols = summary["silent-failure"]
+        fewest = min(others, key=lambda p: pols[p]["failed_attempts"])
+        out.append(
+            (
+                "silent-failure: fewer failed attempts than every other policy",
+                all(pols[ours]["failed_attempts"] < pols[p]["failed_attempts"] for p in others),
+                f"{ours} {pols[ours]['failed_attempts']:.1f} vs fewest other {fewest} "
+                f"{pols[fewest]['failed_attempts']:.1f} (mean per seed)",
+            )
+        )
+    return out
+
+
+def main() -> int:
+    paths = sorted(SCENARIOS.glob("*.yaml"))
+    specs = [parse_policy(p) for p in (*POLICIES, *VARIANTS)]
+    started = time.perf_counter()
+    runs = run_all(paths, specs, SEEDS, WORKERS)
+    elapsed = time.perf_counter() - started
+    summary = aggregate(runs)
+    print(table(summary))
+    print()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    from broker.sim.plots import plot_scenario
+
+    for scenario, pols in summary.items():
+        plot_scenario([r for r in runs if r.scenario == scenario], pols, RESULTS)
+    (RESULTS / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
+    for ours in ("broker", *VARIANTS):
+        print(f"targets for {ours}:")
+        for name, ok, numbers in targets(summary, ours):
+            print(f"  [{'met' if ok else 'NOT met'}] {name}: {numbers}")
+    print(
+        f"{len(paths)} scenarios x {len(specs)} policies x {SEEDS} seeds in {elapsed:.0f} s; "
+        f"figures and summary.json under {RESULTS.relative_to(ROOT)}/"
+    )
+    print(json.dumps(json_line(summary, policies=POLICIES)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""`tpv-broker simulate SCENARIO.yaml [--policies ...] [--seeds N] [--plot DIR]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from broker.sim.policies import POLICIES
+
+HELP = "simulate a scenario with each routing policy and compare (docs/simulator.md)"
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("simulate", help=HELP, description=HELP)
+    p.add_argument("scenario", nargs="+", help="scenario YAML file(s) (examples/scenarios/)")
+    p.add_argument(
+        "--policies",
+        nargs="+",
+        default=list(POLICIES),
+        metavar="POLICY",
+        help=f"policies to compare (default: all: {' '.join(POLICIES)}); a what-if broker: "
+        "'broker:preference_step_s=0'",
+    )
+    p.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
+    p.add_argument("--plot", metavar="DIR", help="write PNG figures to DIR")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: CPUs)")
+    p.set_defaults(func=main)
+    return p
+
+
+def main(args: argparse.Namespace) -> int:
+    from broker.sim.report import aggregate, json_line, table
+    from broker.sim.runner import parse_policy, run_all
+    from broker.sim.scenario import ScenarioError
+
+    if args.seeds < 1:
+        print("tpv-broker: --seeds must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        specs = [parse_policy(p) for p in args.policies]
+        runs = run_all(args.scenario, specs, args.seeds, args.workers)
+    except (ScenarioError, ValueError) as exc:
+        print(f"tpv-broker: {exc}", file=sys.stderr)
+        return 2
+    summary = aggregate(runs)
+    print(table(summary))
+    if args.plot:
+        from broker.sim.plots import plot_scenario
+
+        for scenario, pols in summary.items():
+            mine = [r for r in runs if r.scenario == scenario]
+            for path in plot_scenario(mine, pols, Path(args.plot)):
+                print(f"wrote {path}")
+    keys = (
+        "mean_turnaround_s",
+        "p95_turnaround_s",
+        "mean_queue_wait_s",
+        "bytes_km",
+        "failed_attempts",
+        "failed_jobs",
+        "unfinished_jobs",
+        "utilisation",
+    )
+    print(json.dumps(json_line(summary, keys)))
+    return 0

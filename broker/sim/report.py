@@ -1,0 +1,109 @@
+"""Summaries of simulation results: per run, then over seeds; a side-by-side table; JSON."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+import numpy as np
+
+from broker.sim.engine import Result
+
+# What the issue's JSON carries per policy, and what the table adds.
+JSON_KEYS = ("mean_turnaround_s", "p95_turnaround_s", "failed_attempts", "bytes_km")
+COLUMNS = (
+    ("mean_turnaround_s", "mean turn (s)", "{:.0f}"),
+    ("p95_turnaround_s", "p95 turn (s)", "{:.0f}"),
+    ("mean_queue_wait_s", "queue wait (s)", "{:.0f}"),
+    ("mean_transfer_s", "transfer (s)", "{:.0f}"),
+    ("bytes_km", "TB x km", None),
+    ("failed_attempts", "failed att.", "{:.1f}"),
+    ("failed_jobs", "failed jobs", "{:.1f}"),
+    ("unfinished_jobs", "unfinished", "{:.1f}"),
+    ("utilisation", "util.", "{:.2f}"),
+)
+
+
+def summarize(result: Result) -> dict[str, float]:
+    """One run: turnaround (submit -> successful finish) over the jobs that succeeded; failed
+    and unfinished jobs are counted, not hidden; every attempt's waits, transfers and moves."""
+    ok = np.array([r.turnaround for r in result.records if r.outcome == "ok"])
+    waits, transfers, bytes_km, failed = [], [], 0.0, 0
+    for r in result.records:
+        wait = 0.0
+        for a in r.attempts:
+            if not math.isnan(a.started):
+                wait += a.started - a.staged
+            bytes_km += a.bytes_km
+            failed += a.state == "lost" or (a.state == "done" and a.fails)
+        waits.append(wait)
+        transfers.append(sum(a.transfer_s for a in r.attempts))
+    return {
+        "jobs": len(result.records),
+        "mean_turnaround_s": float(ok.mean()) if ok.size else math.nan,
+        "p95_turnaround_s": float(np.percentile(ok, 95)) if ok.size else math.nan,
+        "mean_queue_wait_s": float(np.mean(waits)) if waits else 0.0,
+        "mean_transfer_s": float(np.mean(transfers)) if transfers else 0.0,
+        "bytes_km": bytes_km,
+        "failed_attempts": failed,
+        "failed_jobs": sum(r.outcome == "failed" for r in result.records),
+        "unfinished_jobs": sum(r.outcome == "unfinished" for r in result.records),
+        "utilisation": result.utilisation,
+        "rank_calls": result.rank_calls,
+    }
+
+
+def over_seeds(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Mean of each figure over seeds, plus the spread of the mean turnaround."""
+    out = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    means = [r["mean_turnaround_s"] for r in runs]
+    out["mean_turnaround_sd_s"] = float(np.std(means, ddof=1)) if len(means) > 1 else 0.0
+    out["seeds"] = len(runs)
+    return out
+
+
+def aggregate(runs) -> dict[str, dict[str, dict[str, float]]]:
+    """{scenario: {policy: summary over seeds}} from `runner.RunSummary`s, in the order first
+    seen."""
+    grouped: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in runs:
+        grouped[r.scenario][r.policy].append(r.summary)
+    return {s: {p: over_seeds(runs) for p, runs in pol.items()} for s, pol in grouped.items()}
+
+
+def _round(value: float) -> float:
+    return round(value, 3) if abs(value) < 10 else round(value, 1)
+
+
+def json_line(summary: dict, keys: tuple[str, ...] = JSON_KEYS, policies=None) -> dict:
+    return {
+        "scenarios": {
+            s: {
+                p: {k: _round(v[k]) for k in keys}
+                for p, v in pol.items()
+                if policies is None or p in policies
+            }
+            for s, pol in summary.items()
+        }
+    }
+
+
+def table(summary: dict) -> str:
+    lines = []
+    for scenario, pols in summary.items():
+        seeds = next(iter(pols.values()))["seeds"]
+        jobs = next(iter(pols.values()))["jobs"]
+        lines.append(f"== {scenario} ({jobs:.0f} jobs, {seeds} seed(s), means over seeds)")
+        width = max(len(p) for p in pols) + 2
+        lines.append("policy".ljust(width) + "".join(h.rjust(15) for _, h, _ in COLUMNS))
+        best = min(v["mean_turnaround_s"] for v in pols.values())
+        for policy, v in pols.items():
+            cells = []
+            for key, _, fmt in COLUMNS:
+                cells.append(f"{v[key] / 1e12:.1f}" if fmt is None else fmt.format(v[key]))
+            mark = " *" if v["mean_turnaround_s"] == best else ""
+            lines.append(policy.ljust(width) + "".join(c.rjust(15) for c in cells) + mark)
+        lines.append("")
+    lines.append("* lowest mean turnaround. Turnaround: submit -> successful finish, jobs that")
+    lines.append("  succeeded; failed and unfinished jobs are counted in their own columns.")
+    return "\n".join(lines)
