@@ -22,6 +22,7 @@ from broker.metrics.influx import InfluxSource
 from broker.metrics.snapshot import SnapshotSource
 from broker.ranking.models import RankRequest, RankResponse
 from broker.ranking.rank import Prepared, prepare, rank_or_fallback
+from broker.ranking.routed import RoutedLedger
 from broker.status import destinations_view, site_free_fraction
 
 log = logging.getLogger(__name__)
@@ -99,8 +100,10 @@ async def process_data(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
     cache: MetricsCache[Prepared] = request.app.state.cache
+    # An explain request is a person asking, not TPV routing a job: it is not recorded.
+    routed = None if explain else request.app.state.routed
     answer = rank_or_fallback(
-        body, request.app.state.settings, cache.current, cache.status, explain
+        body, request.app.state.settings, cache.current, cache.status, explain, routed
     )
     return Response(answer.to_json(), media_type="application/json")
 
@@ -132,6 +135,13 @@ def create_app(settings: Settings, cache: MetricsCache[Prepared] | None = None) 
     app = FastAPI(title="TPV Broker", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.cache = cache
+    # Live metrics lag the decisions: remember what was routed until the site reports it.
+    # A snapshot is a frozen moment in which nothing is ever routed.
+    app.state.routed = (
+        RoutedLedger(settings.ranking.routed_grace_s, settings.metrics.staleness_s)
+        if settings.metrics.source == "influxdb"
+        else None
+    )
     # ARBO reads a site's current load through this hook (None: unknown or stale).
     app.state.site_load = lambda site: site_free_fraction(settings, cache.current.view, site)
     install_error_handlers(app)

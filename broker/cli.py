@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
     from broker.sim.cli import add_parser as add_simulate_parser
 
     add_simulate_parser(sub)  # `simulate`: implemented in broker/sim/cli.py
+    from broker.success.cli import add_parser as add_eval_success_parser
+
+    add_eval_success_parser(sub)  # `eval-success`: implemented in broker/success/
     return parser
 
 

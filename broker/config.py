@@ -92,6 +92,11 @@ class RankingSettings(_Section):
         default=60.0, ge=0, description="cost of each step down TPV's own preference order"
     )
     dispatch_s: float = Field(default=30.0, ge=0, description="wait when the job fits right now")
+    routed_grace_s: float = Field(
+        default=60.0,
+        ge=0,
+        description="a routed job shows in its site's metrics this long after its data is staged",
+    )
     default_wait_s: float = Field(default=300.0, ge=0)
     default_run_s: float = Field(default=900.0, gt=0)
     min_runs: int = Field(default=5, ge=1, description="runs of a tool at a destination to trust")

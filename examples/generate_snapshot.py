@@ -5,7 +5,10 @@ broker/data/demo-network.lp (a line-protocol snapshot of the four contract measu
 The numbers are invented but shaped like the European Pulsar network: a dozen HTCondor pools of
 different sizes and speeds, object stores in five countries, a day of run-time aggregates, a
 week of outcomes, one site full with a queue, one that went silent two hours ago, one that never
-reported, and one that fails SPAdes often. Deterministic (seeded), so the file diff is reviewable.
+reported, and one that fails SPAdes often. Each destination has features (os, cpu_arch,
+container runtime, cvmfs, gpu) for the success model; Kraken2 fails often where the CVMFS
+reference data is missing, so the model learns it from the feature and predicts it for a
+destination without Kraken2 history. Deterministic (seeded), so the file diff is reviewable.
 """
 
 from __future__ import annotations
@@ -54,6 +57,25 @@ TOOLS = {
     "toolshed.g2.bx.psu.edu/repos/iuc/featurecounts/featurecounts/2.0.3+galaxy2": (240, 0.01),
 }
 FLAKY = {("pulsar_it_bari", "toolshed.g2.bx.psu.edu/repos/nml/spades/spades/3.15.5+galaxy2"): 0.45}
+# destination id: (os, cpu_arch, container runtime, cvmfs mounted)
+FEATURES = {
+    "pulsar_de_freiburg": ("rocky9", "x86_64", "apptainer", "yes"),
+    "pulsar_be_ghent": ("rocky9", "x86_64", "apptainer", "yes"),
+    "pulsar_it_bari": ("centos7", "x86_64", "singularity", "yes"),
+    "pulsar_pt_lisbon": ("debian12", "x86_64", "docker", "no"),
+    "pulsar_cz_brno": ("rocky9", "x86_64", "apptainer", "yes"),
+    "pulsar_es_barcelona": ("rocky8", "x86_64", "apptainer", "no"),
+    "pulsar_fr_orsay": ("rocky8", "x86_64", "apptainer", "yes"),
+    "pulsar_no_oslo": ("debian12", "aarch64", "apptainer", "no"),
+    "pulsar_uk_london": ("rocky9", "x86_64", "apptainer", "yes"),
+    "pulsar_gr_heraklion": ("centos7", "x86_64", "singularity", "no"),
+    "pulsar_fi_espoo": ("rocky9", "x86_64", "apptainer", "yes"),
+    "pulsar_nl_amsterdam": ("debian12", "x86_64", "docker", "no"),
+}
+# (tool, feature index, value): failure rate where the destination has that feature value.
+FEATURE_FAILURES = {
+    ("toolshed.g2.bx.psu.edu/repos/iuc/kraken2/kraken2/2.1.3+galaxy1", 3, "no"): 0.35,
+}
 
 
 def main() -> None:
@@ -71,6 +93,10 @@ def main() -> None:
             "latitude": lat,
             "longitude": lon,
             **({"objectstores": [store]} if store else {}),
+            "features": dict(
+                zip(("os", "cpu_arch", "container", "cvmfs"), FEATURES[dest], strict=True),
+                gpu="yes" if gpus else "no",
+            ),
         }
         if site in NEVER_REPORTED:
             continue
@@ -122,6 +148,9 @@ def main() -> None:
                 )
             )
             p_fail = FLAKY.get((dest, tool), fail)
+            for (f_tool, index, value), rate in FEATURE_FAILURES.items():
+                if f_tool == tool and FEATURES[dest][index] == value:
+                    p_fail = max(p_fail, rate)
             error = sum(rng.random() < p_fail for _ in range(count))
             lines.append(
                 format_point(

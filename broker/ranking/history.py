@@ -1,18 +1,34 @@
 """What the ranking derives from the history metrics, computed once per metrics refresh.
 
 Run times and outcomes change daily at most, so their pooled estimates (a tool's reference run
-time, a destination's relative speed, success rates by tool and by destination) are computed
-when a new view arrives, never on the request path.
+time, a destination's relative speed, success rates by tool and by destination, and the per-tool
+success models on destination features) are computed when a new view arrives, never on the
+request path. A success model is refitted only when its inputs changed (`_SUCCESS_FITS`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from broker.config import RankingSettings
 from broker.metrics.view import MetricsView, Outcomes, RunStats
+from broker.success.model import SuccessModel
+
+log = logging.getLogger(__name__)
+
+# The implicit feature naming a destination itself: its own record for a tool, shrunk towards
+# what its other features predict (an admin feature of this name is overridden).
+DESTINATION_FEATURE = "destination"
+# Fitted per-tool success models by their exact inputs: refreshes every 30 s see the same daily
+# outcomes, so most refreshes refit nothing. Bounded; only the refresh thread writes in practice.
+_SUCCESS_FITS: OrderedDict[tuple, SuccessModel] = OrderedDict()
+_SUCCESS_FITS_MAX = 4096
+_SUCCESS_FITS_LOCK = threading.Lock()
 
 
 def _logit(p: float) -> float:
@@ -41,12 +57,24 @@ class History:
     global_success: float = 0.95
     tool_success: dict[str, float] = field(default_factory=dict)
     dest_success: dict[str, float] = field(default_factory=dict)
+    # Destination id -> configured categorical features (os, cpu_arch, container, cvmfs, ...).
+    features: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Tool -> its success model over destination features (tools with outcomes only).
+    success_models: dict[str, SuccessModel] = field(default_factory=dict)
+    _dest_counts: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
     # Per (tool, destination) estimates, memoised: they only change with a new view.
     _run_memo: dict[tuple[str | None, str], Estimate] = field(default_factory=dict, repr=False)
     _success_memo: dict[tuple[str | None, str], Estimate] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, view: MetricsView, settings: RankingSettings, max_age_s: float) -> History:
+    def build(
+        cls,
+        view: MetricsView,
+        settings: RankingSettings,
+        max_age_s: float,
+        features: Mapping[str, Mapping[str, str]] | None = None,
+    ) -> History:
+        """`features`: destination id -> its configured features (`destinations.<id>.features`)."""
         now = view.now()
         h = cls(
             settings=settings,
@@ -57,8 +85,10 @@ class History:
             },
             outcomes={k: o for k, o in view.outcomes.items() if now - o.time_s <= max_age_s},
         )
+        h.features = {d: {k: str(v) for k, v in f.items()} for d, f in (features or {}).items()}
         h._pool_run_times()
         h._pool_outcomes()
+        h._fit_success_models()
         return h
 
     def _pool_run_times(self) -> None:
@@ -110,6 +140,68 @@ class History:
         g = self.global_success
         self.tool_success = {t: (ok_t[t] + k * g) / (n_t[t] + k) for t in n_t}
         self.dest_success = {d: (ok_d[d] + k * g) / (n_d[d] + k) for d in n_d}
+        self._dest_counts = {d: (ok_d[d], n_d[d]) for d in n_d}
+
+    def _features_of(self, dest: str) -> dict[str, str]:
+        return {**self.features.get(dest, {}), DESTINATION_FEATURE: dest}
+
+    def _dest_offset(self, dest: str, tool: str) -> tuple[float, float | None]:
+        """The destination's log-odds shift from its record with the *other* tools (flaky
+        hardware, a full disk hit every tool), shrunk to the global rate by `prior_strength`.
+        Leaving the tool out keeps its own outcomes from counting twice."""
+        ok_d, n_d = self._dest_counts.get(dest, (0.0, 0.0))
+        o = self.outcomes.get((dest, tool))
+        if o is not None:
+            ok_d, n_d = ok_d - o.ok, n_d - o.ok - o.error
+        if n_d <= 0:
+            return 0.0, None
+        k, g = self.settings.prior_strength, self.global_success
+        rate = (ok_d + k * g) / (n_d + k)
+        return _logit(rate) - _logit(g), rate
+
+    def _fit_success_models(self) -> None:
+        """One model per tool: its outcomes at each destination, over the destinations'
+        features, offset by each destination's record with other tools, intercept centred on
+        the global rate (see broker/success/model.py). Reused while its inputs are unchanged;
+        a tool whose fit fails keeps the Beta-binomial estimate and is logged, never fatal."""
+        by_tool: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
+        for (dest, tool), o in self.outcomes.items():
+            if o.ok + o.error > 0:
+                by_tool[tool].append((dest, o.ok, o.error))
+        prior = round(_logit(self.global_success), 9)
+        for tool, rows in by_tool.items():
+            rows.sort()
+            feats = [self._features_of(d) for d, _, _ in rows]
+            offsets = [round(self._dest_offset(d, tool)[0], 9) for d, _, _ in rows]
+            key = (
+                tool,
+                prior,
+                tuple(
+                    (d, ok, err, tuple(sorted(f.items())), off)
+                    for (d, ok, err), f, off in zip(rows, feats, offsets, strict=True)
+                ),
+            )
+            with _SUCCESS_FITS_LOCK:
+                model = _SUCCESS_FITS.get(key)
+                if model is not None:
+                    _SUCCESS_FITS.move_to_end(key)
+            if model is None:
+                try:
+                    model = SuccessModel().fit(
+                        feats,
+                        [ok for _, ok, _ in rows],
+                        [err for _, _, err in rows],
+                        offset=offsets,
+                        prior_logit=prior,
+                    )
+                except Exception:  # a numerical surprise must not stop the refresh
+                    log.exception("success model for tool %s failed; Beta-binomial used", tool)
+                    continue
+                with _SUCCESS_FITS_LOCK:
+                    _SUCCESS_FITS[key] = model
+                    while len(_SUCCESS_FITS) > _SUCCESS_FITS_MAX:
+                        _SUCCESS_FITS.popitem(last=False)
+            self.success_models[tool] = model
 
     # --- per-request estimates (dictionary lookups and arithmetic only) ---
 
@@ -156,6 +248,35 @@ class History:
         return r.median_queue
 
     def _success(self, tool: str | None, dest: str) -> Estimate:
+        """The tool's success model at this destination's features (see
+        `_fit_success_models`); for a tool without outcomes, the prior of the Beta-binomial
+        below (global and destination rates)."""
+        model = self.success_models.get(tool) if tool else None
+        if model is None:
+            return self._success_beta(tool, dest)
+        s = self.settings
+        offset, other_rate = self._dest_offset(dest, tool)
+        eta, parts = model.explain(self._features_of(dest), offset)
+        p = min(1.0, max(s.min_success, _expit(eta)))
+        o = self.outcomes.get((dest, tool))
+        here = f"{o.ok:.0f}/{o.ok + o.error:.0f} ok here" if o else "no outcomes here"
+        effects = ", ".join(
+            f"{c.feature}={c.value} {c.effect:+.2f}" + ("" if c.seen else " (unseen)")
+            for c in parts
+            if c.feature != DESTINATION_FEATURE and (abs(c.effect) >= 0.05 or not c.seen)
+        )
+        own = next((c for c in parts if c.feature == DESTINATION_FEATURE), None)
+        note = (
+            f"{here}; feature model over {model.n_rows} destinations: tool baseline "
+            f"{model.base_rate:.2f}"
+            + (f", features {effects}" if effects else "")
+            + (f", own record {own.effect:+.2f}" if own and own.seen else "")
+            + (f", other tools here {other_rate:.2f}" if other_rate is not None else "")
+            + " (log-odds)"
+        )
+        return Estimate(p, note)
+
+    def _success_beta(self, tool: str | None, dest: str) -> Estimate:
         """Beta-binomial posterior; its prior mean combines the tool's and the destination's
         overall rates as independent effects on the log-odds scale."""
         s = self.settings

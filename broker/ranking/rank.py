@@ -25,6 +25,7 @@ from broker.ranking.models import (
     RankRequest,
     RankResponse,
 )
+from broker.ranking.routed import NOTHING, RoutedLedger
 from broker.ranking.transfer import Transfer, bytes_by_store, transfer_time
 from broker.ranking.wait import Wait, historical_wait, live_wait
 
@@ -40,9 +41,31 @@ class Prepared:
 
 
 def prepare(view: MetricsView, settings: Settings) -> Prepared:
+    """Runs in the refresh thread: pooled history and the per-tool success models."""
     return Prepared(
-        view, History.build(view, settings.ranking, settings.metrics.history_staleness_s)
+        view,
+        History.build(
+            view,
+            settings.ranking,
+            settings.metrics.history_staleness_s,
+            features=destination_features(settings),
+        ),
     )
+
+
+def destination_features(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each configured destination's features for the success model, plus its `site` when
+    another destination shares that pool (they share hardware and its failures; a site of one
+    destination would only duplicate the destination's own effect)."""
+    sites = [settings.site_of(d) for d in settings.destinations]
+    out = {}
+    for dest_id, conf in settings.destinations.items():
+        feats = dict(conf.features)
+        site = settings.site_of(dest_id)
+        if "site" not in feats and sites.count(site) > 1:
+            feats["site"] = site
+        out[dest_id] = feats
+    return out
 
 
 def _age(now: float, t: float | None) -> float | None:
@@ -76,7 +99,11 @@ class Scored:
 
 
 def _score(
-    settings: Settings, prepared: Prepared, request: RankRequest, now: float
+    settings: Settings,
+    prepared: Prepared,
+    request: RankRequest,
+    now: float,
+    routed: RoutedLedger | None,
 ) -> list[Scored]:
     view, history, rs = prepared.view, prepared.history, settings.ranking
     staleness = settings.metrics.staleness_s
@@ -99,13 +126,14 @@ def _score(
         fresh = cluster_age is not None and cluster_age <= staleness
         queued = view.queues.get(dest_id, {}).get("queued")
         queue_age = _age(now, queued.time_s if queued else None)
-        queued_now = view.queued_now(dest_id, staleness)
-        hist_queue = history.queue_time(tool, dest_id)
         if fresh:
             typical = history.typical_run.get(dest_id, rs.default_run_s)
-            wait = live_wait(rs, usage, job, queued_now, typical, hist_queue)
+            sent = routed.in_flight(site, usage.time_s, now) if routed else NOTHING
+            queued_now = view.queued_now(dest_id, staleness)
+            hist = history.queue_time(tool, dest_id)
+            wait = live_wait(rs, usage, job, queued_now, typical, sent, hist)
         else:
-            wait = historical_wait(rs, hist_queue)
+            wait = historical_wait(rs, history.queue_time(tool, dest_id))
         local = set(conf.objectstores) if conf else set()
         transfer = transfer_time(rs.bandwidth, dest_id, coords, local, totals, store_coords)
         run = history.run_time(tool, dest_id)
@@ -224,11 +252,19 @@ def rank(
     prepared: Prepared,
     status: RefreshStatus | None = None,
     explain: bool = False,
+    routed: RoutedLedger | None = None,
 ) -> RankResponse:
+    """Order the candidates. With a `routed` ledger, the first choice is recorded as in flight
+    to its site, so the next decisions before the site reports again see the slot as taken."""
     view = prepared.view
-    rows = _score(settings, prepared, request, view.now())
+    now = view.now()
+    rows = _score(settings, prepared, request, now, routed)
     ordered = _order(rows)
     _log_decision(request, rows, ordered)
+    top = ordered[0]
+    if routed is not None and top.state == "fresh":
+        job = request.job_info
+        routed.add(top.site, now, top.transfer.seconds, job.cores, job.mem_mb, job.gpus)
     ids = [r.id for r in ordered]
     if not explain:
         return RankResponse(sorted_destinations=ids)
@@ -263,11 +299,12 @@ def rank_or_fallback(
     prepared: Prepared,
     status: RefreshStatus | None = None,
     explain: bool = False,
+    routed: RoutedLedger | None = None,
 ) -> RankResponse:
     """`rank`, but a bug in it answers TPV's own order (logged) instead of an HTTP 500: a valid
     request always gets a correct, if degraded, answer."""
     try:
-        return rank(request, settings, prepared, status, explain)
+        return rank(request, settings, prepared, status, explain, routed)
     except Exception:
         log.exception("ranking failed; answering TPV's own order")
         order = request.tpv_order()

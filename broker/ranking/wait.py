@@ -1,10 +1,12 @@
 """Time a job waits at a destination before it starts.
 
-From the site's live HTCondor state: a job that fits in the largest free slot now waits one
-dispatch cycle; otherwise slots free up at about `running / typical run time` jobs per second
-and the job waits for the jobs queued ahead of it, plus itself. Where the tool's historical
-median queue time at the destination is known, the live estimate for a job that does not fit is
-combined with it (geometric mean: two independent, noisy estimates of the same wait).
+From the site's live HTCondor state, in resources rather than job counts (a 24-core job does
+not start when one 1-core job ends). The pool drains its running work at
+`used cores / typical run time` cores per second (the same for memory); the job starts once the
+work queued ahead of it, plus itself, fits in what is free, and at least one machine has a hole
+of its size. Jobs the broker routed there since the last report count as already taken
+(`broker.ranking.routed`). The tool's historical queue time is only a fallback for a site with
+no live state: it was measured under another load.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from broker.config import RankingSettings
 from broker.metrics.view import ClusterUsage
 from broker.ranking.models import JobInfo
+from broker.ranking.routed import NOTHING, InFlight
 
 
 @dataclass(frozen=True)
@@ -35,40 +38,79 @@ def never_fits(usage: ClusterUsage, job: JobInfo) -> str | None:
     return None
 
 
+def _drain_seconds(need: float, used: float, typical_run_s: float) -> float:
+    """Seconds until `need` more units are free, draining `used` units every typical run."""
+    if need <= 0:
+        return 0.0
+    return need * typical_run_s / max(used, 1.0)
+
+
 def live_wait(
     settings: RankingSettings,
     usage: ClusterUsage,
     job: JobInfo,
     queued_in_galaxy: float,
     typical_run_s: float,
-    historical_queue_s: float | None,
+    in_flight: InFlight = NOTHING,
+    historical_queue_s: float | None = None,
 ) -> Wait:
     too_big = never_fits(usage, job)
     if too_big:
         return Wait(math.inf, False, f"cannot fit: {too_big}")
-    fits_now = (
-        usage.largest_free_cpus >= job.cores
-        and usage.largest_free_memory_mb >= job.mem_mb
-        and usage.largest_free_gpus >= job.gpus
-    )
-    if fits_now:
+    free_cores = usage.cpus_free - in_flight.cores
+    free_mem = usage.memory_mb_free - in_flight.mem_mb
+    free_gpus = usage.gpus_free - in_flight.gpus
+    hole_cores = min(usage.largest_free_cpus, free_cores)
+    hole_mem = min(usage.largest_free_memory_mb, free_mem)
+    hole_gpus = min(usage.largest_free_gpus, free_gpus)
+    ahead = max(usage.jobs_idle, queued_in_galaxy)
+    sent = f", {in_flight.jobs} just routed here" if in_flight.jobs else ""
+    if ahead == 0 and hole_cores >= job.cores and hole_mem >= job.mem_mb and hole_gpus >= job.gpus:
         return Wait(
             settings.dispatch_s,
             True,
-            f"fits now (largest free slot {usage.largest_free_cpus:.0f} cores, "
-            f"{usage.largest_free_memory_mb:.0f} MB)",
+            f"fits now (largest free slot {hole_cores:.0f} cores, {hole_mem:.0f} MB{sent})",
         )
-    ahead = max(usage.jobs_idle, queued_in_galaxy)
-    rate = max(usage.jobs_running, 1.0) / typical_run_s
-    drain = settings.dispatch_s + (ahead + 1) / rate
+    no_hole = hole_cores < job.cores or hole_mem < job.mem_mb or hole_gpus < job.gpus
+    used_cores = usage.cpus - usage.cpus_free
+    used_mem = usage.memory_mb - usage.memory_mb_free
+    running = max(usage.jobs_running, 1.0)
+    # The work ahead, in resources: each waiting job sized like the running ones, plus what the
+    # broker has just routed here.
+    ahead_cores = ahead * used_cores / running + in_flight.cores
+    ahead_mem = ahead * used_mem / running + in_flight.mem_mb
+    free_cores, free_mem = usage.cpus_free, usage.memory_mb_free
     note = (
-        f"no free slot: {ahead:.0f} jobs ahead, {usage.jobs_running:.0f} running "
-        f"of ~{typical_run_s:.0f} s each -> {drain:.0f} s"
+        f"no free slot now: {ahead:.0f} jobs queued ahead{sent}; "
+        f"{free_cores:.0f} cores free of {usage.cpus:.0f}"
+        + (f" but no hole of {job.cores} cores / {job.mem_mb:.0f} MB" if no_hole else "")
+        + f", draining ~{used_cores / typical_run_s * 60:.1f} cores/min"
     )
-    if historical_queue_s is not None:
-        combined = math.sqrt(drain * max(historical_queue_s, 1.0))
-        return Wait(combined, True, f"{note}; with historical median {historical_queue_s:.0f} s")
-    return Wait(drain, True, note)
+    if no_hole:
+        # No machine has a hole of the job's size: the free resources are fragments that the
+        # jobs ahead backfill as they open, so the job waits for all the work ahead to drain
+        # and, job by job, for a machine's current jobs to end.
+        free_cores = free_mem = 0.0
+    seconds = max(
+        _drain_seconds(ahead_cores + job.cores - free_cores, used_cores, typical_run_s),
+        _drain_seconds(ahead_mem + job.mem_mb - free_mem, used_mem, typical_run_s),
+        # each job ahead backfills the hole the job needs as it opens: about one run each
+        typical_run_s * (1 + ahead + in_flight.jobs) if no_hole else 0.0,
+    )
+    if job.gpus:
+        used_gpus = usage.gpus - usage.gpus_free
+        need_gpus = ahead * used_gpus / running + in_flight.gpus + job.gpus
+        need_gpus -= 0 if no_hole else usage.gpus_free
+        seconds = max(seconds, _drain_seconds(need_gpus, used_gpus, typical_run_s))
+    wait = settings.dispatch_s + seconds
+    note += f" -> {wait:.0f} s"
+    if historical_queue_s is not None and historical_queue_s > wait:
+        # The job has to queue: how long this tool has queued here bounds it from below
+        # (starvation of big jobs by backfill is invisible in one snapshot).
+        return Wait(
+            historical_queue_s, True, f"{note}; historical median {historical_queue_s:.0f} s"
+        )
+    return Wait(wait, True, note)
 
 
 def historical_wait(settings: RankingSettings, historical_queue_s: float | None) -> Wait:

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING
 
 from broker.ranking import rank as rank_module
 from broker.ranking.models import MB_PER_GB, RankRequest
+from broker.ranking.routed import RoutedLedger
 from broker.ranking.transfer import distance_km
 
 if TYPE_CHECKING:
@@ -149,6 +150,11 @@ class LeastLoaded(Policy):
 class Broker(Policy):
     name = "broker"
 
+    def __init__(self, sim: Simulation):
+        super().__init__(sim)
+        ranking, metrics = sim.settings.ranking, sim.settings.metrics
+        self.routed = RoutedLedger(ranking.routed_grace_s, metrics.staleness_s)
+
     def choose(self, job, attempt, now):
         sim = self.sim
         prepared = sim.pipeline.prepared(now)
@@ -171,7 +177,8 @@ class Broker(Policy):
             }
         )
         self.calls += 1
-        return rank_module.rank(request, sim.settings, prepared).sorted_destinations[0]
+        answer = rank_module.rank(request, sim.settings, prepared, routed=self.routed)
+        return answer.sorted_destinations[0]
 
 
 _CLASSES = {c.name: c for c in (TpvDefault, WeightedRandom, OriginalBroker, LeastLoaded, Broker)}

@@ -172,7 +172,7 @@ def test_full_site_waits_for_the_jobs_ahead():
     exp = by_id(ranked(view, request(ids=("a", "b"))))
     assert exp["b"].wait_s == settings().ranking.dispatch_s
     assert exp["a"].wait_s > exp["b"].wait_s * 5
-    assert "40 jobs ahead" in exp["a"].terms["wait"]
+    assert "40 jobs queued ahead" in exp["a"].terms["wait"]
 
 
 def test_galaxy_queue_counts_only_while_current():
@@ -323,3 +323,130 @@ def test_largest_free_gpus_decides_gpu_fit_when_reported():
     pool = usage("a", gpus=8, gpus_free=4, largest_gpus=0)
     exp = by_id(ranked(view_of(pool), request(ids=("a",), job_info={"cores": 1, "gpus": 1})))
     assert exp["a"].terms["wait"].startswith("no free slot")
+
+
+def test_routed_jobs_take_the_free_slot_until_the_site_reports_them():
+    from broker.ranking.routed import RoutedLedger
+
+    cfg = settings()
+    ledger = RoutedLedger(grace_s=60, horizon_s=300)
+    pools = (usage("a", free=16, largest_cpus=16), usage("b", free=16, largest_cpus=16))
+    runs = (runtime("a", run=600), runtime("b", run=660))  # a slightly faster
+    req = request(ids=("a", "b"), job_info={"tool_id": TOOL, "cores": 16, "mem": 1})
+    view = view_of(*pools, *runs)
+    first = rank(req, cfg, prepare(view, cfg), routed=ledger)
+    second = rank(req, cfg, prepare(view, cfg), routed=ledger, explain=True)
+    assert first.sorted_destinations[0] == "a"
+    assert second.sorted_destinations[0] == "b"  # a's 16 cores are already taken
+    assert "1 just routed here" in by_id(second)["a"].terms["wait"]
+    # a reports again after the job should have reached its queue: the ledger forgets it
+    later = view_of(
+        usage("a", t=NOW + 120, free=16, largest_cpus=16), usage("b", t=NOW + 120), *runs
+    )
+    assert ledger.in_flight("a", reported_at_s=NOW + 120, now_s=NOW + 120).jobs == 0
+    assert rank(req, cfg, prepare(later, cfg)).sorted_destinations[0] == "a"
+
+
+def test_wait_counts_cores_not_jobs():
+    # Both pools have a 4-core hole and 10 jobs queued; at a they are 1-core jobs, at b
+    # whole-node 32-core ones: a drains its queue ~30 times sooner.
+    small = usage("a", cpus=320, free=4, largest_cpus=4, idle=10, running=316)
+    big = usage("b", cpus=320, free=4, largest_cpus=4, idle=10, running=10)
+    req = request(ids=("a", "b"), job_info={"tool_id": TOOL, "cores": 4, "mem": 1})
+    exp = by_id(ranked(view_of(small, big, runtime("a"), runtime("b")), req))
+    assert exp["a"].wait_s < exp["b"].wait_s / 5
+    assert "10 jobs queued ahead" in exp["b"].terms["wait"]
+
+
+def test_a_job_bigger_than_every_hole_waits_for_the_backfilling_queue():
+    # Plenty of free cores in total, but in fragments smaller than the job
+    fragmented = usage("a", cpus=320, free=60, largest_cpus=8, idle=6, running=250)
+    req = request(ids=("a",), job_info={"tool_id": TOOL, "cores": 16, "mem": 1})
+    exp = by_id(ranked(view_of(fragmented, runtime("a", run=600)), req))
+    assert "no hole of 16 cores" in exp["a"].terms["wait"]
+    assert exp["a"].wait_s >= 600 * (1 + 6)
+
+
+# --- success model (issue 8) ---
+
+
+def test_a_destination_failing_40_percent_loses_to_a_slightly_slower_one_with_none():
+    view = view_of(
+        usage("a"),
+        usage("b"),
+        runtime("a", run=1000, count=200),
+        runtime("b", run=1100, count=200),  # 10% slower
+        outcomes("a", ok=120, error=80),  # 40% failures
+        outcomes("b", ok=200, error=0),
+    )
+    response = ranked(view, request(ids=("a", "b")))
+    exp = by_id(response)
+    assert response.sorted_destinations == ["b", "a"]
+    assert exp["a"].p_success == pytest.approx(0.6, abs=0.05)  # its long record, barely shrunk
+    assert 0.97 < exp["b"].p_success < 1.0  # never certain
+    assert exp["a"].expected_s > exp["b"].expected_s
+
+
+def test_two_runs_of_history_are_not_trusted_as_if_they_were_200():
+    other = "toolshed/other/1.0"
+
+    def view_with(ok_a):
+        return view_of(
+            usage("a"),
+            usage("b"),
+            runtime("a", run=970, count=200),  # a is 3% faster
+            runtime("b", run=1000, count=200),
+            outcomes("a", ok=ok_a, error=0),
+            outcomes("b", ok=196, error=4),
+            outcomes("a", ok=600, error=400, tool=other),  # a is unreliable for other tools
+            outcomes("b", ok=980, error=20, tool=other),
+        )
+
+    two, many = (ranked(view_with(n), request(ids=("a", "b"))) for n in (2, 200))
+    p_two, p_many = by_id(two)["a"].p_success, by_id(many)["a"].p_success
+    assert p_two < 0.95 < 0.99 < p_many  # 2/2 stays near what a's record elsewhere suggests
+    assert two.sorted_destinations == ["b", "a"]
+    assert many.sorted_destinations == ["a", "b"]
+
+
+def test_a_destination_without_history_borrows_from_shared_features():
+    feats = {
+        "a": {"features": {"cvmfs": "no", "os": "rocky9"}},
+        "b": {"features": {"cvmfs": "yes", "os": "rocky9"}},
+        "c": {"features": {"cvmfs": "no", "os": "rocky9"}},  # no runs of the tool
+        "d": {"features": {"cvmfs": "yes", "os": "rocky9"}},  # no runs of the tool
+        "e": {"features": {"cvmfs": "yes", "os": "rocky9"}},
+        "f": {"features": {"cvmfs": "no", "os": "rocky9"}},
+    }
+    cfg = settings(destinations=feats)
+    view = view_of(
+        *(usage(x) for x in "abcdef"),
+        outcomes("a", ok=55, error=45),
+        outcomes("f", ok=60, error=40),
+        outcomes("b", ok=99, error=1),
+        outcomes("e", ok=98, error=2),
+    )
+    exp = by_id(ranked(view, request(ids=("c", "d")), cfg))
+    assert exp["c"].p_success < 0.8 < 0.95 < exp["d"].p_success
+    assert "cvmfs=no" in exp["c"].terms["success"]
+    assert "no outcomes here" in exp["c"].terms["success"]
+
+
+def test_success_models_are_fitted_in_prepare_and_reused_while_outcomes_are_unchanged(
+    monkeypatch,
+):
+    from broker.success.model import SuccessModel
+
+    lines = [usage("a"), usage("b"), outcomes("a", ok=50, error=5), outcomes("b", ok=9, error=1)]
+    first = prepare(view_of(*lines), settings())
+    again = prepare(view_of(*lines), settings())
+    assert again.history.success_models[TOOL] is first.history.success_models[TOOL]
+    changed = prepare(view_of(*lines[:-1], outcomes("b", ok=9, error=2)), settings())
+    assert changed.history.success_models[TOOL] is not first.history.success_models[TOOL]
+
+    def no_fitting(*args, **kwargs):
+        raise AssertionError("fitted on the request path")
+
+    monkeypatch.setattr(SuccessModel, "fit", no_fitting)
+    response = rank(request(ids=("a", "b", "zzz")), settings(), changed, explain=True)
+    assert sorted(response.sorted_destinations) == ["a", "b", "zzz"]
