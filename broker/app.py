@@ -23,6 +23,7 @@ from broker.metrics.snapshot import SnapshotSource
 from broker.ranking.models import RankRequest, RankResponse
 from broker.ranking.rank import Prepared, prepare, rank_or_fallback
 from broker.ranking.routed import RoutedLedger
+from broker.reprioritize.routes import router as reprioritize_router
 from broker.status import destinations_view, site_free_fraction
 
 log = logging.getLogger(__name__)
@@ -148,4 +149,5 @@ def create_app(settings: Settings, cache: MetricsCache[Prepared] | None = None) 
     app.include_router(open_routes)
     app.include_router(protected)
     app.include_router(arbo_router, dependencies=[Depends(require_token)])
+    app.include_router(reprioritize_router, dependencies=[Depends(require_token)])
     return app

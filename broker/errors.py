@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
+        return str(value).replace("inf", "Infinity").replace("nan", "NaN")  # JSON's spelling
     if isinstance(value, dict):
         return {k: _finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

@@ -27,12 +27,16 @@ Why these choices:
 - With fewer than three distinct points, or constant results, the likelihood cannot identify
   the hyperparameters: the prior values are kept (``optimized`` is False) instead of letting the
   optimiser run to a bound.
+- Linear algebra runs single-threaded (see :func:`_single_threaded_blas`).
 - Everything is seeded, so the same input always gives the same answer.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,10 +46,26 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern, WhiteKernel
 from sklearn.preprocessing import MinMaxScaler
+from threadpoolctl import threadpool_limits
 
 __all__ = ["GaussianProcess", "Prediction", "expected_improvement"]
 
 KernelName = Literal["matern52", "rbf"]
+
+_BLAS_LOCK = threading.Lock()
+
+
+@contextmanager
+def _single_threaded_blas() -> Iterator[None]:
+    """Run the enclosed linear algebra with one BLAS thread.
+
+    The matrices here have at most a few thousand rows: BLAS threads buy nothing and, on a busy
+    host, oversubscription made a 700-point fit 5x slower (measured). The thread limit is
+    process-wide, so fits are serialised by a lock; without it two overlapping requests could
+    restore the limits in the wrong order.
+    """
+    with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
+        yield
 
 
 @dataclass(frozen=True)
@@ -72,7 +92,8 @@ class GaussianProcess:
 
     Args:
         kernel: ``"matern52"`` (default) or ``"rbf"`` for the stationary part.
-        ard: one length scale per input (True) or one shared length scale.
+        ard: one length scale per input (True), one shared length scale (False), or
+            ``"auto"``: whichever the data supports (BIC); the choice is in ``ard_``.
         noise: add a fitted white-noise term. Keep it on for real measurements.
         n_restarts: extra optimiser restarts from random hyperparameters (more robust, slower).
         max_fit_points: at most this many points are used to fit the hyperparameters.
@@ -84,10 +105,10 @@ class GaussianProcess:
         self,
         *,
         kernel: KernelName = "matern52",
-        ard: bool = True,
+        ard: bool | Literal["auto"] = "auto",
         noise: bool = True,
-        n_restarts: int = 1,
-        max_fit_points: int = 256,
+        n_restarts: int = 0,
+        max_fit_points: int = 128,
         max_points: int = 2000,
         random_state: int = 0,
     ) -> None:
@@ -107,10 +128,11 @@ class GaussianProcess:
         self.optimized: bool = False
         self.n_train: int = 0
         self._y_scale = 1.0
+        self.ard_: bool = False
 
     # -- construction -----------------------------------------------------------------------
-    def _prior_kernel(self, n_inputs: int) -> Kernel:
-        length = np.full(n_inputs, 0.5) if self.ard else 0.5
+    def _prior_kernel(self, n_inputs: int, ard: bool) -> Kernel:
+        length = np.full(n_inputs, 0.5) if ard else 0.5
         bounds = (1e-2, 1e3)
         stationary = (
             Matern(length_scale=length, length_scale_bounds=bounds, nu=2.5)
@@ -121,6 +143,30 @@ class GaussianProcess:
         if self.noise:
             kernel = kernel + WhiteKernel(1e-2, (1e-6, 1e1))
         return kernel
+
+    def _tune(self, Xs: np.ndarray, y: np.ndarray) -> tuple[Kernel, bool]:
+        """Fit the hyperparameters; with ``ard="auto"`` pick shared or per-input length scales.
+
+        The choice is by BIC (-2 log marginal likelihood + n_hyperparameters * log n): per-input
+        length scales must buy enough likelihood to pay for d-1 extra parameters. With ~50
+        points in 4-D they usually do not, and letting them loose overfits (the reference Ackley
+        run needs 10 more evaluations on average to find its best point with ARD forced on).
+        """
+        choices = [False, True] if self.ard == "auto" and Xs.shape[1] > 1 else [self.ard is True]
+        best: tuple[float, Kernel, bool] | None = None
+        for ard in choices:
+            tuner = GaussianProcessRegressor(
+                kernel=self._prior_kernel(Xs.shape[1], ard),
+                normalize_y=True,
+                n_restarts_optimizer=self.n_restarts,
+                random_state=self.random_state,
+            ).fit(Xs, y)
+            k = tuner.kernel_.n_dims
+            bic = -2.0 * tuner.log_marginal_likelihood_value_ + k * np.log(len(y))
+            if best is None or bic < best[0]:
+                best = (bic, tuner.kernel_, ard)
+        assert best is not None
+        return best[1], best[2]
 
     def _subsample(self, y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
         """Indices of at most ``size`` points: the best tenth by y (low and high) plus random.
@@ -171,21 +217,16 @@ class GaussianProcess:
         n_distinct = len(np.unique(Xs, axis=0))
         identifiable = n_distinct >= 3 and float(np.ptp(y)) > 0.0
 
-        kernel = self._prior_kernel(X.shape[1])
-        with warnings.catch_warnings():
+        with _single_threaded_blas(), warnings.catch_warnings():
             # Hyperparameters at a bound (e.g. an irrelevant input's length scale) are a valid
             # answer, not a failure; the fitted kernel is reported to the caller instead.
             warnings.simplefilter("ignore", ConvergenceWarning)
             if identifiable:
                 idx_fit = self._subsample(y, self.max_fit_points, rng)
-                tuner = GaussianProcessRegressor(
-                    kernel=kernel,
-                    normalize_y=True,
-                    n_restarts_optimizer=self.n_restarts,
-                    random_state=self.random_state,
-                )
-                tuner.fit(Xs[idx_fit], y[idx_fit])
-                kernel = tuner.kernel_
+                kernel, self.ard_ = self._tune(Xs[idx_fit], y[idx_fit])
+            else:
+                self.ard_ = self.ard is True
+                kernel = self._prior_kernel(X.shape[1], self.ard_)
             self._gpr = GaussianProcessRegressor(
                 kernel=kernel,
                 normalize_y=True,
@@ -206,7 +247,8 @@ class GaussianProcess:
             raise RuntimeError("fit() first")
         X = _as_2d(X, "X")
         Xs = self._scaler.transform(X)
-        mean, cov_std = self._gpr.predict(Xs, return_std=True)
+        with _single_threaded_blas():
+            mean, cov_std = self._gpr.predict(Xs, return_std=True)
         var = np.square(cov_std) - self.noise_variance
         return Prediction(mean=np.asarray(mean, float), std=np.sqrt(np.clip(var, 0.0, None)))
 
