@@ -56,15 +56,37 @@ def test_intervals_are_wide_with_few_runs_and_narrow_with_many():
     assert np.all(width_few > 1.5 * width_many)
 
 
-def test_prediction_intervals_cover_new_runs_at_about_their_level():
-    runs = amdahl_runs(0.9, 30, seed=7, overhead=2.0, beta=0.5)
+@pytest.mark.parametrize("n", [5, 30])
+def test_prediction_intervals_cover_new_runs_at_about_their_level(n):
+    # pooled over three histories: one history's noise draw can be unusually quiet or loud
+    inside = total = 0
+    for seed in (7, 17, 27):
+        model = fit(amdahl_runs(0.9, n, seed=seed, overhead=2.0, beta=0.5))
+        for run in amdahl_runs(0.9, 200, seed=seed + 1, overhead=2.0, beta=0.5):
+            pred = model.predict(np.array([run.s]), run.input_size, run.load)
+            inside += bool(pred.quantile(0.05)[0] <= run.seconds <= pred.quantile(0.95)[0])
+            total += 1
+    if n < 10:
+        # few runs: the Laplace parameter variance errs on the wide side (never too narrow)
+        assert inside / total >= 0.9
+    else:
+        assert 0.8 <= inside / total <= 0.97
+
+
+def test_load_slow_down_is_fitted_before_the_gp_starts():
+    runs = amdahl_runs(0.9, 7, seed=21, beta=0.8, sigma=0.03)
     model = fit(runs)
-    fresh = amdahl_runs(0.9, 300, seed=8, overhead=2.0, beta=0.5)
-    inside = 0
-    for run in fresh:
-        pred = model.predict(np.array([run.s]), run.input_size, run.load)
-        inside += bool(pred.quantile(0.05)[0] <= run.seconds <= pred.quantile(0.95)[0])
-    assert 0.8 <= inside / len(fresh) <= 0.98
+    assert model.gp is None
+    # log(1 + 0.8 L) has slope 0.8 / (1 + 0.8 L): 0.5 to 0.8 over the loads drawn
+    assert 0.3 <= model.amdahl.b <= 1.0
+    busy, idle = (model.predict(np.array([8]), 100.0, load).mu[0] for load in (0.9, 0.1))
+    assert busy - idle == pytest.approx(math.log(1.72 / 1.08), abs=0.15)
+    assert "load_coef" in model.describe()
+
+
+def test_noise_is_the_prior_until_runs_outnumber_the_parameters():
+    few = fit(amdahl_runs(0.9, 3, seed=9, sigma=0.01)).predict(np.array([8]), 100.0, 0.5)
+    assert few.dof == 4 and math.sqrt(few.var[0] - few.epistemic_var[0]) == pytest.approx(0.15)
 
 
 def test_gp_residual_learns_what_amdahl_misses():
