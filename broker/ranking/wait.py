@@ -12,6 +12,7 @@ no live state: it was measured under another load.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.config import RankingSettings
@@ -24,7 +25,11 @@ from broker.ranking.routed import NOTHING, InFlight
 class Wait:
     seconds: float
     fits_ever: bool
-    note: str
+    describe: Callable[[], str]  # formatted only when explained: text costs on the hot path
+
+    @property
+    def note(self) -> str:
+        return self.describe()
 
 
 def never_fits(usage: ClusterUsage, job: JobInfo) -> str | None:
@@ -56,7 +61,7 @@ def live_wait(
 ) -> Wait:
     too_big = never_fits(usage, job)
     if too_big:
-        return Wait(math.inf, False, f"cannot fit: {too_big}")
+        return Wait(math.inf, False, lambda: f"cannot fit: {too_big}")
     free_cores = usage.cpus_free - in_flight.cores
     free_mem = usage.memory_mb_free - in_flight.mem_mb
     free_gpus = usage.gpus_free - in_flight.gpus
@@ -64,12 +69,17 @@ def live_wait(
     hole_mem = min(usage.largest_free_memory_mb, free_mem)
     hole_gpus = min(usage.largest_free_gpus, free_gpus)
     ahead = max(usage.jobs_idle, queued_in_galaxy)
-    sent = f", {in_flight.jobs} just routed here" if in_flight.jobs else ""
+
+    def sent() -> str:
+        return f", {in_flight.jobs} just routed here" if in_flight.jobs else ""
+
     if ahead == 0 and hole_cores >= job.cores and hole_mem >= job.mem_mb and hole_gpus >= job.gpus:
         return Wait(
             settings.dispatch_s,
             True,
-            f"fits now (largest free slot {hole_cores:.0f} cores, {hole_mem:.0f} MB{sent})",
+            lambda: (
+                f"fits now (largest free slot {hole_cores:.0f} cores, {hole_mem:.0f} MB{sent()})"
+            ),
         )
     no_hole = hole_cores < job.cores or hole_mem < job.mem_mb or hole_gpus < job.gpus
     used_cores = usage.cpus - usage.cpus_free
@@ -80,12 +90,6 @@ def live_wait(
     ahead_cores = ahead * used_cores / running + in_flight.cores
     ahead_mem = ahead * used_mem / running + in_flight.mem_mb
     free_cores, free_mem = usage.cpus_free, usage.memory_mb_free
-    note = (
-        f"no free slot now: {ahead:.0f} jobs queued ahead{sent}; "
-        f"{free_cores:.0f} cores free of {usage.cpus:.0f}"
-        + (f" but no hole of {job.cores} cores / {job.mem_mb:.0f} MB" if no_hole else "")
-        + f", draining ~{used_cores / typical_run_s * 60:.1f} cores/min"
-    )
     if no_hole:
         # No machine has a hole of the job's size: the free resources are fragments that the
         # jobs ahead backfill as they open, so the job waits for all the work ahead to drain
@@ -103,18 +107,31 @@ def live_wait(
         need_gpus -= 0 if no_hole else usage.gpus_free
         seconds = max(seconds, _drain_seconds(need_gpus, used_gpus, typical_run_s))
     wait = settings.dispatch_s + seconds
-    note += f" -> {wait:.0f} s"
+
+    def describe() -> str:
+        hole = f" but no hole of {job.cores} cores / {job.mem_mb:.0f} MB" if no_hole else ""
+        return (
+            f"no free slot now: {ahead:.0f} jobs queued ahead{sent()}; "
+            f"{usage.cpus_free:.0f} cores free of {usage.cpus:.0f}{hole}, "
+            f"draining ~{used_cores / typical_run_s * 60:.1f} cores/min -> {wait:.0f} s"
+        )
+
     if historical_queue_s is not None and historical_queue_s > wait:
         # The job has to queue: how long this tool has queued here bounds it from below
         # (starvation of big jobs by backfill is invisible in one snapshot).
         return Wait(
-            historical_queue_s, True, f"{note}; historical median {historical_queue_s:.0f} s"
+            historical_queue_s,
+            True,
+            lambda: f"{describe()}; historical median {historical_queue_s:.0f} s",
         )
-    return Wait(wait, True, note)
+    return Wait(wait, True, describe)
 
 
 def historical_wait(settings: RankingSettings, historical_queue_s: float | None) -> Wait:
     """Without live state (stale site): the tool's past queue time, else the default."""
     if historical_queue_s is not None:
-        return Wait(historical_queue_s, True, f"historical median {historical_queue_s:.0f} s")
-    return Wait(settings.default_wait_s, True, f"no data: default {settings.default_wait_s:.0f} s")
+        return Wait(
+            historical_queue_s, True, lambda: f"historical median {historical_queue_s:.0f} s"
+        )
+    default = settings.default_wait_s
+    return Wait(default, True, lambda: f"no data: default {default:.0f} s")
