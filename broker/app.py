@@ -36,7 +36,7 @@ def build_cache(settings: Settings) -> MetricsCache[Prepared]:
     return MetricsCache(source, lambda view: prepare(view, settings), m.influxdb.refresh_s)
 
 
-def require_token(
+async def require_token(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:

@@ -26,7 +26,7 @@ from broker.ranking.models import (
     RankResponse,
 )
 from broker.ranking.routed import NOTHING, RoutedLedger
-from broker.ranking.transfer import Transfer, bytes_by_store, transfer_time
+from broker.ranking.transfer import Bandwidth, Inputs, Transfer, transfer_time
 from broker.ranking.wait import Wait, historical_wait, live_wait
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ class Prepared:
 
     view: MetricsView
     history: History
+    bandwidth: Bandwidth
+    # coordinates from the config, resolved once
+    dest_coords: dict[str, tuple[float, float]]
+    store_coords: dict[str, tuple[float, float]]
 
 
 def prepare(view: MetricsView, settings: Settings) -> Prepared:
@@ -50,6 +54,13 @@ def prepare(view: MetricsView, settings: Settings) -> Prepared:
             settings.metrics.history_staleness_s,
             features=destination_features(settings),
         ),
+        Bandwidth(settings.ranking.bandwidth),
+        {
+            d: (c.latitude, c.longitude)
+            for d, c in settings.destinations.items()
+            if c.latitude is not None and c.longitude is not None
+        },
+        {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()},
     )
 
 
@@ -80,7 +91,7 @@ def _fmt_age(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Scored:
     """One candidate with its terms; `state` decides its group, `expected` its place in it."""
 
@@ -95,7 +106,7 @@ class Scored:
     success: Estimate
     penalty: float
     expected: float
-    ages: tuple[float | None, float | None, float | None, float | None]
+    cluster_age: float | None
 
 
 def _score(
@@ -109,23 +120,23 @@ def _score(
     staleness = settings.metrics.staleness_s
     job = request.job_info
     tool = job.tool_id
-    totals, _ = bytes_by_store(request.datasets)
-    store_coords = {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()}
-    store_coords.update({k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()})
+    inputs = Inputs.of(
+        request.datasets,
+        prepared.store_coords,
+        {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()},
+    )
     by_id = {d.id: d for d in request.destinations}
     rows = []
     for position, dest_id in enumerate(request.tpv_order()):
         conf = settings.destinations.get(dest_id)
-        site = settings.site_of(dest_id)
-        if conf and conf.latitude is not None and conf.longitude is not None:
-            coords = (conf.latitude, conf.longitude)
-        else:
+        site = conf.site or dest_id if conf else dest_id
+        coords = prepared.dest_coords.get(dest_id)
+        static = coords is not None
+        if not static:
             coords = by_id[dest_id].coordinates()
         usage = view.cluster.get(site)
-        cluster_age = _age(now, usage.time_s if usage else None)
+        cluster_age = None if usage is None else now - usage.time_s
         fresh = cluster_age is not None and cluster_age <= staleness
-        queued = view.queues.get(dest_id, {}).get("queued")
-        queue_age = _age(now, queued.time_s if queued else None)
         if fresh:
             typical = history.typical_run.get(dest_id, rs.default_run_s)
             sent = routed.in_flight(site, usage.time_s, now) if routed else NOTHING
@@ -134,13 +145,11 @@ def _score(
             wait = live_wait(rs, usage, job, queued_now, typical, sent, hist)
         else:
             wait = historical_wait(rs, history.queue_time(tool, dest_id))
-        local = set(conf.objectstores) if conf else set()
-        transfer = transfer_time(rs.bandwidth, dest_id, coords, local, totals, store_coords)
+        local = conf.objectstores if conf else ()
+        transfer = transfer_time(prepared.bandwidth, dest_id, coords, static, local, inputs)
         run = history.run_time(tool, dest_id)
         success = history.success(tool, dest_id)
         penalty = position * rs.preference_step_s
-        runtime = history.runtimes.get((dest_id, tool)) if tool else None
-        outcome = history.outcomes.get((dest_id, tool)) if tool else None
         state = "stale" if not fresh else ("fresh" if wait.fits_ever else "cannot_fit")
         rows.append(
             Scored(
@@ -155,12 +164,7 @@ def _score(
                 success=success,
                 penalty=penalty,
                 expected=(transfer.seconds + wait.seconds + run.value) / success.value + penalty,
-                ages=(
-                    cluster_age,
-                    queue_age,
-                    _age(now, runtime.time_s if runtime else None),
-                    _age(now, outcome.time_s if outcome else None),
-                ),
+                cluster_age=cluster_age,
             )
         )
     return rows
@@ -177,7 +181,7 @@ def _reason(row: Scored, previous: Scored | None, any_fresh: bool, staleness: fl
     if row.state == "cannot_fit":
         return f"last: {row.wait.note}"
     if row.state == "stale":
-        age = row.ages[0]
+        age = row.cluster_age
         why = (
             f"cluster usage {_fmt_age(age)} old (limit {_fmt_age(staleness)})"
             if age is not None
@@ -194,7 +198,20 @@ def _reason(row: Scored, previous: Scored | None, any_fresh: bool, staleness: fl
     )
 
 
-def _explain_row(row: Scored, rank_: int, reason: str) -> DestinationExplanation:
+def _metric_ages(row: Scored, prepared: Prepared, tool: str | None, now: float) -> MetricAges:
+    view, history = prepared.view, prepared.history
+    queued = view.queues.get(row.id, {}).get("queued")
+    runtime = history.runtimes.get((row.id, tool)) if tool else None
+    outcome = history.outcomes.get((row.id, tool)) if tool else None
+    return MetricAges(
+        cluster_usage_s=None if row.cluster_age is None else round(max(0.0, row.cluster_age), 1),
+        queue_s=_age(now, queued.time_s if queued else None),
+        run_time_s=_age(now, runtime.time_s if runtime else None),
+        outcomes_s=_age(now, outcome.time_s if outcome else None),
+    )
+
+
+def _explain_row(row: Scored, rank_: int, reason: str, ages: MetricAges) -> DestinationExplanation:
     return DestinationExplanation(
         id=row.id,
         rank=rank_,
@@ -206,12 +223,7 @@ def _explain_row(row: Scored, rank_: int, reason: str) -> DestinationExplanation
         p_success=round(row.success.value, 4),
         preference_penalty_s=row.penalty,
         expected_s=round(row.expected, 1) if row.state == "fresh" else None,
-        metric_ages=MetricAges(
-            cluster_usage_s=row.ages[0],
-            queue_s=row.ages[1],
-            run_time_s=row.ages[2],
-            outcomes_s=row.ages[3],
-        ),
+        metric_ages=ages,
         terms={
             "transfer": row.transfer.note(),
             "wait": row.wait.note,
@@ -234,6 +246,8 @@ def _log_decision(request: RankRequest, rows: list[Scored], ordered: list[Scored
         log.warning(
             "destinations not in the broker config, ranked with what is known: %s", new_unknown
         )
+    if not log.isEnabledFor(logging.INFO):
+        return  # the arguments below cost more than the check
     top = ordered[0]
     log.info(
         "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
@@ -272,7 +286,8 @@ def rank(
     details, previous = [], None
     for i, row in enumerate(ordered, start=1):
         reason = _reason(row, previous, any_fresh, settings.metrics.staleness_s)
-        details.append(_explain_row(row, i, reason))
+        ages = _metric_ages(row, prepared, request.job_info.tool_id, now)
+        details.append(_explain_row(row, i, reason, ages))
         if row.state == "fresh":
             previous = row
     error = status.last_error if status else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -72,34 +72,93 @@ class Transfer:
         return note
 
 
+class Bandwidth:
+    """Seconds per MB from a store to a destination, computed once per pair: sites and stores
+    do not move, and a rank request should not redo trigonometry for every dataset. Pairs whose
+    coordinates come from the request (not the config) are computed each time."""
+
+    def __init__(self, settings: BandwidthSettings):
+        self.settings = settings
+        self._pairs: dict[tuple[str, str], tuple[float, bool]] = {}
+
+    def seconds_per_mb(
+        self,
+        store: str,
+        dest_id: str,
+        where: Coordinates | None,
+        dest: Coordinates | None,
+        static: bool,
+    ) -> tuple[float, bool]:
+        """(seconds per MB, whether the distance was assumed for lack of coordinates)."""
+        if static:
+            hit = self._pairs.get((store, dest_id))
+            if hit is not None:
+                return hit
+        s = self.settings
+        measured = s.matrix.get(store, {}).get(dest_id)
+        if measured:
+            hit = (1.0 / measured, False)
+        elif where is None or dest is None:
+            hit = (1.0 / bandwidth_mb_s(s, s.unknown_distance_km), True)
+        else:
+            hit = (1.0 / bandwidth_mb_s(s, distance_km(where, dest)), False)
+        if static:
+            self._pairs[(store, dest_id)] = hit
+        return hit
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A request's input data grouped per object store, resolved once per request."""
+
+    total_bytes: float
+    unknown_store_bytes: float
+    # (store, bytes, store coordinates, whether those come from the config)
+    by_store: list[tuple[str, float, Coordinates | None, bool]]
+
+    @classmethod
+    def of(
+        cls,
+        datasets: Mapping[str, object],
+        config_coords: Mapping[str, Coordinates],
+        request_coords: Mapping[str, Coordinates],
+    ) -> Inputs:
+        totals, _ = bytes_by_store(datasets)
+        by_store = []
+        for store, size in totals.items():
+            if store is None or size <= 0:
+                continue
+            if store in config_coords:
+                by_store.append((store, size, config_coords[store], True))
+            else:
+                by_store.append((store, size, request_coords.get(store), False))
+        return cls(sum(totals.values()), totals.get(None, 0.0), by_store)
+
+
 def transfer_time(
-    settings: BandwidthSettings,
+    bandwidth: Bandwidth,
     dest_id: str,
     dest_coords: Coordinates | None,
-    local_stores: set[str],
-    totals: Mapping[str | None, float],
-    store_coords: Mapping[str, Coordinates],
+    dest_static: bool,
+    local_stores: Collection[str],
+    inputs: Inputs,
 ) -> Transfer:
     """Seconds to stage the inputs at the destination (the note is built only when explained)."""
-    seconds, moved, assumed, unknown = 0.0, 0.0, 0, 0.0
-    for store, size in totals.items():
-        if size <= 0 or store in local_stores:
+    seconds, moved, assumed = 0.0, 0.0, 0
+    for store, size, where, store_static in inputs.by_store:
+        if store in local_stores:
             continue
-        if store is None:
-            unknown += size
-            continue
-        measured = settings.matrix.get(store, {}).get(dest_id)
-        if measured:
-            seconds += size / 1e6 / measured
-        else:
-            where = store_coords.get(store)
-            if where is None or dest_coords is None:
-                km = settings.unknown_distance_km
-                assumed += 1
-            else:
-                km = distance_km(where, dest_coords)
-            seconds += size / 1e6 / bandwidth_mb_s(settings, km)
+        per_mb, guessed = bandwidth.seconds_per_mb(
+            store, dest_id, where, dest_coords, dest_static and store_static
+        )
+        seconds += size / 1e6 * per_mb
+        assumed += guessed
         moved += size
     return Transfer(
-        seconds, sum(totals.values()), moved, unknown, assumed, settings.unknown_distance_km
+        seconds,
+        inputs.total_bytes,
+        moved,
+        inputs.unknown_store_bytes,
+        assumed,
+        bandwidth.settings.unknown_distance_km,
     )
