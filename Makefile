@@ -11,6 +11,7 @@ help:
 	@echo "make test   - install what the tests need, lint, run unit + integration tests"
 	@echo "make bench  - run the benchmarks (figures under benchmarks/results/)"
 	@echo "make serve  - run the broker in the foreground on the embedded snapshot"
+	@echo "make molecule - lint the Ansible content and run every molecule scenario (podman)"
 
 venv: $(STAMP)
 
@@ -51,7 +52,7 @@ integration: venv deps
 tpv-venv:
 	PYTHON=$(PYTHON) bash tests/tpv/make-venv.sh
 
-test: venv deps lint tpv-venv
+test: venv deps lint tpv-venv molecule
 	$(PY) -m pytest -q tests
 
 BENCHMARKS ?= latency collectors arbo reprioritize success scheduling tpv_overhead
@@ -63,6 +64,56 @@ bench: venv deps tpv-venv
 	mkdir -p benchmarks/results
 	set -e; for b in $(BENCHMARKS); do \
 	  echo "== benchmarks.$$b"; $(PY) -m benchmarks.$$b | tee benchmarks/results/$$b.txt; done
+
+# Ansible: yamllint + ansible-lint (production profile), then every molecule scenario
+# (roles/*/molecule/*) on rootful podman, on a Debian 12 image with systemd built locally by
+# scripts/build-molecule-image.sh (once; reused while present). See docs/deployment.md.
+MOLECULE_VENV      := .venv-molecule
+MOLECULE_STAMP     := $(MOLECULE_VENV)/.installed
+WHEELHOUSE         := $(MOLECULE_VENV)/wheelhouse
+MOLECULE_IMAGE     ?= localhost/tpv-molecule-debian12:latest
+MOLECULE_SCENARIOS ?= $(patsubst %/molecule.yml,%,$(sort $(wildcard roles/*/molecule/*/molecule.yml)))
+ANSIBLE_PATHS      := roles playbooks inventories
+MOLECULE_ENV       := CONTAINERS_CONF=$(CURDIR)/tests/molecule/containers.conf TPV_MOLECULE_IMAGE=$(MOLECULE_IMAGE)
+
+.PHONY: molecule molecule-deps molecule-image ansible-lint
+
+$(MOLECULE_STAMP): requirements-molecule.txt
+	$(PYTHON) -m venv $(MOLECULE_VENV)
+	$(MOLECULE_VENV)/bin/pip install -q -r requirements-molecule.txt
+	touch $@
+
+# Every dependency of the three extras, downloaded once on this host and mounted read-only into
+# the test containers, so the roles' pip installs there run offline.
+$(WHEELHOUSE)/.stamp: pyproject.toml $(MOLECULE_STAMP)
+	$(MOLECULE_VENV)/bin/pip download -q -d $(WHEELHOUSE) '.[broker,producer,consumer]' 'setuptools>=77'
+	touch $@
+
+molecule-deps:
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null || { \
+	  echo "installing Debian packages podman runc debootstrap"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap >/dev/null; }
+
+molecule-image: molecule-deps
+	$(MOLECULE_ENV) scripts/build-molecule-image.sh $(MOLECULE_IMAGE)
+
+ansible-lint: $(MOLECULE_STAMP)
+	$(MOLECULE_VENV)/bin/yamllint --strict $(ANSIBLE_PATHS)
+	PATH="$(CURDIR)/$(MOLECULE_VENV)/bin:$$PATH" ansible-lint --profile production $(ANSIBLE_PATHS)
+
+# The scenarios install a snapshot of the code (.venv-molecule/src), taken here, so edits made
+# while they run cannot look like a source change to the idempotence step.
+molecule: molecule-image $(WHEELHOUSE)/.stamp ansible-lint
+	rm -rf $(MOLECULE_VENV)/src && mkdir -p $(MOLECULE_VENV)/src
+	tar -c --exclude=__pycache__ pyproject.toml README.md broker collectors | tar -x -C $(MOLECULE_VENV)/src
+	@set -e; . $(MOLECULE_VENV)/bin/activate; export $(MOLECULE_ENV); total=$$(date +%s); \
+	for s in $(MOLECULE_SCENARIOS); do \
+	  role=$${s%%/molecule/*}; name=$${s##*/}; start=$$(date +%s); \
+	  echo "== molecule $$role ($$name)"; \
+	  (cd $$role && molecule test -s $$name); \
+	  echo "== molecule $$role ($$name): passed in $$(( $$(date +%s) - start )) s"; \
+	done; \
+	echo "== molecule: $(words $(MOLECULE_SCENARIOS)) scenarios passed in $$(( $$(date +%s) - total )) s"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
