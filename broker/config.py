@@ -175,11 +175,12 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """`override` on top of `base`, mapping by mapping (a new dict; the inputs are unchanged)."""
     merged = dict(base)
     for key, value in override.items():
         if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
+            merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = value
     return merged
@@ -206,7 +207,7 @@ def load_settings(
     if not isinstance(raw, dict):
         raise ConfigError(f"config file {chosen} must hold a mapping at the top level")
     try:
-        settings = Settings.model_validate(_merge(raw, _env_overrides(environ)))
+        settings = Settings.model_validate(deep_merge(raw, _env_overrides(environ)))
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from broker.config import Settings
+from broker.config import Settings, deep_merge
 from broker.ranking.transfer import distance_km
 from broker.sim.scenario import Scenario, Site, Tool
 
@@ -100,11 +100,4 @@ def broker_settings(scenario: Scenario) -> Settings:
             }
         },
     }
-    return Settings.model_validate(_merge(raw, scenario.broker))
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
+    return Settings.model_validate(deep_merge(raw, scenario.broker))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from broker.config import Settings
+from broker.config import Settings, deep_merge
 from broker.sim.engine import Simulation
 from broker.sim.network import broker_settings
 from broker.sim.policies import POLICIES
@@ -63,15 +63,8 @@ def _settings_for(scenario: Scenario, spec: PolicySpec) -> Settings:
     if not spec.overrides:
         return broker_settings(scenario)
     merged = scenario.model_copy(deep=True)
-    merged.broker = _merge(merged.broker, spec.overrides)
+    merged.broker = deep_merge(merged.broker, spec.overrides)
     return broker_settings(merged)
-
-
-def _merge(base: dict, override: dict) -> dict:
-    out = dict(base)
-    for k, v in override.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def run_seed(scenario: Scenario, specs: list[PolicySpec], seed: int) -> list[RunSummary]:

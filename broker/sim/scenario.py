@@ -11,12 +11,13 @@ gxadmin and the outcome collector report when the measured window opens.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from broker.config import deep_merge
 
 
 class ScenarioError(Exception):
@@ -175,16 +176,6 @@ class Scenario(_Model):
         return self.sites[site].destination or site
 
 
-def _merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = _merge(dict(merged[key]), value)
-        else:
-            merged[key] = value
-    return merged
-
-
 def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
@@ -202,7 +193,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         base = _read(path.parent / parent, (*seen, path))
         base.pop("name", None)
         base.pop("description", None)
-        raw = _merge(base, raw)
+        raw = deep_merge(base, raw)
     return raw
 
 
