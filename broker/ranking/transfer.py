@@ -34,19 +34,6 @@ def bandwidth_mb_s(settings: BandwidthSettings, km: float) -> float:
     return max(settings.floor_mb_s, settings.peak_mb_s / (1 + km / settings.half_distance_km))
 
 
-def bytes_by_store(datasets: Mapping[str, object]) -> tuple[dict[str | None, float], int]:
-    """Sum input sizes per object store (None: location unknown); count sizes Galaxy lacks."""
-    totals: dict[str | None, float] = defaultdict(float)
-    missing = 0
-    for ds in datasets.values():
-        size = getattr(ds, "size", None)
-        if size is None:
-            missing += 1
-            continue
-        totals[getattr(ds, "object_store_id", None)] += size
-    return dict(totals), missing
-
-
 @dataclass(frozen=True)
 class Transfer:
     seconds: float
@@ -123,7 +110,11 @@ class Inputs:
         config_coords: Mapping[str, Coordinates],
         request_coords: Mapping[str, Coordinates],
     ) -> Inputs:
-        totals, _ = bytes_by_store(datasets)
+        totals: dict[str | None, float] = defaultdict(float)
+        for ds in datasets.values():
+            size = getattr(ds, "size", None)
+            if size is not None:  # Galaxy may not know a size: such inputs are not counted
+                totals[getattr(ds, "object_store_id", None)] += size
         by_store = []
         for store, size in totals.items():
             if store is None or size <= 0:

@@ -13,7 +13,7 @@ from broker.app import build_cache, create_app
 from broker.config import Settings
 from broker.metrics.influx import InfluxSource
 from broker.metrics.lineprotocol import format_point
-from tests.support.influxdb import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 TOOL = "toolshed/repos/devteam/bwa/bwa_mem/0.7.17.2"

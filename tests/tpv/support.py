@@ -10,7 +10,6 @@ import importlib.util
 import json
 import os
 import selectors
-import socket
 import subprocess
 import sys
 import threading
@@ -22,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from tests.support.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -51,12 +52,6 @@ SITES = {
 def ensure_tpv_venv() -> None:
     """Build the TPV venv unless it is there and matches the constraints (`make tpv-venv`)."""
     subprocess.run(["bash", str(HERE / "make-venv.sh")], check=True, cwd=ROOT)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def render_fragment(path: Path, **overrides: Any) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,12 +15,7 @@ from broker.arbo.routes import router
 from broker.client import XCOM_KEY, ArboClient, measure_mapped, split_evenly
 from broker.config import Settings
 from broker.errors import install_error_handlers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from tests.support.ports import free_port
 
 
 @pytest.fixture
