@@ -15,10 +15,10 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[broker,producer,consumer,dev]'
+	$(PY) -m pip install -q -r requirements.txt
 	touch $(STAMP)
 
 # Debian packages the integration tests start for real (InfluxDB 1.x). Skipped when present.

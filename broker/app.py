@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import ValidationError
+from fastapi.openapi.utils import get_openapi
+from pydantic import TypeAdapter, ValidationError
+from starlette.routing import Route
 
 from broker import __version__
 from broker.arbo.routes import router as arbo_router
+from broker.auth import TokenMiddleware
 from broker.config import Settings
 from broker.errors import install_error_handlers
 from broker.metrics.cache import MetricsCache
@@ -27,7 +28,6 @@ from broker.reprioritize.routes import router as reprioritize_router
 from broker.status import destinations_view, site_free_fraction
 
 log = logging.getLogger(__name__)
-_bearer = HTTPBearer(auto_error=False)
 
 
 def build_cache(settings: Settings) -> MetricsCache[Prepared]:
@@ -36,28 +36,10 @@ def build_cache(settings: Settings) -> MetricsCache[Prepared]:
     return MetricsCache(source, lambda view: prepare(view, settings), m.influxdb.refresh_s)
 
 
-async def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """When `auth.tokens` is set, every route but /health needs one of them as a Bearer token."""
-    tokens = request.app.state.settings.auth.tokens
-    if not tokens:
-        return
-    given = credentials.credentials if credentials else ""
-    if not any(secrets.compare_digest(given.encode(), t.encode()) for t in tokens):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="missing or invalid bearer token",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
+routes = APIRouter()
 
 
-open_routes = APIRouter()
-protected = APIRouter(dependencies=[Depends(require_token)])
-
-
-@open_routes.get("/health")
+@routes.get("/health")
 async def health(request: Request) -> dict[str, Any]:
     cache: MetricsCache[Prepared] = request.app.state.cache
     st = cache.status
@@ -78,28 +60,19 @@ async def health(request: Request) -> dict[str, Any]:
     }
 
 
-@protected.post(
-    "/process_data",
-    response_model=RankResponse,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": RankRequest.model_json_schema()}},
-        }
-    },
-)
-async def process_data(
-    request: Request,
-    explain: Annotated[bool, Query(description="add per-destination reasons")] = False,
-) -> Response:
+async def process_data(request: Request) -> Response:
+    """POST /process_data[?explain=true]: TPV's call for every job.
+
+    A plain Starlette route: FastAPI's per-request parameter resolution would cost more than
+    validating the body. Invalid input gets the same 422 (naming the field) as every other
+    route; the OpenAPI description comes from `_described`."""
+    explain = _query_flag(request, "explain")
     # The body is validated straight from bytes by pydantic-core: several times faster than
-    # FastAPI's json.loads + validate, which matters on TPV's hot path.
+    # json.loads + validate.
     try:
         body = RankRequest.model_validate_json(await request.body())
     except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
-        ) from None
+        raise _invalid("body", exc) from None
     cache: MetricsCache[Prepared] = request.app.state.cache
     # An explain request is a person asking, not TPV routing a job: it is not recorded.
     routed = None if explain else request.app.state.routed
@@ -109,7 +82,47 @@ async def process_data(
     return Response(answer.to_json(), media_type="application/json")
 
 
-@protected.get("/destinations")
+_flag = TypeAdapter(bool)
+
+
+def _query_flag(request: Request, name: str) -> bool:
+    """A boolean query parameter, read as FastAPI would (`true`, `1`, `yes`, `on`, ...)."""
+    if not request.scope["query_string"]:
+        return False  # TPV sends none: skip parsing
+    raw = request.query_params.get(name)
+    if raw is None:
+        return False
+    try:
+        return _flag.validate_python(raw)
+    except ValidationError as exc:
+        raise _invalid("query", exc, name) from None
+
+
+def _invalid(where: str, exc: ValidationError, *loc: str) -> RequestValidationError:
+    return RequestValidationError(
+        [{**e, "loc": (where, *loc, *e["loc"])} for e in exc.errors(include_url=False)]
+    )
+
+
+# The OpenAPI description of /process_data (the route above serves it; this is never called).
+_described = APIRouter()
+
+
+@_described.post(
+    "/process_data",
+    response_model=RankResponse,
+    summary="Rank destinations",
+    operation_id="process_data",
+)
+async def _process_data_described(
+    body: RankRequest,
+    explain: Annotated[bool, Query(description="add per-destination reasons")] = False,
+) -> RankResponse:
+    """Rank TPV's candidate destinations for a job, best first."""
+    raise AssertionError("documentation only: served by broker.app.process_data")
+
+
+@routes.get("/destinations")
 async def destinations(request: Request) -> dict[str, Any]:
     cache: MetricsCache[Prepared] = request.app.state.cache
     return destinations_view(request.app.state.settings, cache.current.view)
@@ -146,8 +159,20 @@ def create_app(settings: Settings, cache: MetricsCache[Prepared] | None = None) 
     # ARBO reads a site's current load through this hook (None: unknown or stale).
     app.state.site_load = lambda site: site_free_fraction(settings, cache.current.view, site)
     install_error_handlers(app)
-    app.include_router(open_routes)
-    app.include_router(protected)
-    app.include_router(arbo_router, dependencies=[Depends(require_token)])
-    app.include_router(reprioritize_router, dependencies=[Depends(require_token)])
+    if settings.auth.tokens:
+        app.add_middleware(TokenMiddleware, tokens=settings.auth.tokens)
+    app.include_router(routes)
+    # TPV's route is matched first: it is called for every job.
+    app.router.routes.insert(0, Route("/process_data", process_data, methods=["POST"]))
+    app.include_router(arbo_router)
+    app.include_router(reprioritize_router)
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, routes=[*app.routes, *_described.routes]
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi
     return app

@@ -127,16 +127,21 @@ class MetricsView:
     source: str = "empty"
     loaded_at_s: float = field(default_factory=time.time)
 
-    def queued_now(self, destination_id: str, staleness_s: float) -> float:
-        """Jobs Galaxy has queued for a destination, as of the last gxadmin run.
+    def queue_row(self, destination_id: str) -> QueueCount | None:
+        """Jobs Galaxy has queued for a destination, as of the last gxadmin run, or None.
 
         gxadmin writes no row for a drained queue, and Telegraf stamps every line of one run
-        with the same time, so a row older than the newest queue row of any destination (or
-        older than the staleness window) is a queue that has drained since: zero."""
+        with the same time, so a row older than the newest queue row of any destination is a
+        queue that has drained since: None."""
         row = self.queues.get(destination_id, {}).get("queued")
+        if row is None or row.time_s < self.latest_queue_s - QUEUE_RUN_SLACK_S:
+            return None
+        return row
+
+    def queued_now(self, destination_id: str, staleness_s: float) -> float:
+        """`queue_row`'s count, 0 when there is none or it is older than `staleness_s`."""
+        row = self.queue_row(destination_id)
         if row is None or self.now() - row.time_s > staleness_s:
-            return 0.0
-        if row.time_s < self.latest_queue_s - QUEUE_RUN_SLACK_S:
             return 0.0
         return row.count
 

@@ -14,6 +14,9 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
 
 from broker.config import RankingSettings
 from broker.metrics.view import MetricsView, Outcomes, RunStats
@@ -29,6 +32,8 @@ DESTINATION_FEATURE = "destination"
 _SUCCESS_FITS: OrderedDict[tuple, SuccessModel] = OrderedDict()
 _SUCCESS_FITS_MAX = 4096
 _SUCCESS_FITS_LOCK = threading.Lock()
+# Bounds the run-time spread read from p95 / median (a p95 of 12x the median).
+MAX_RUN_SIGMA = 1.5
 
 
 def _logit(p: float) -> float:
@@ -46,6 +51,22 @@ class Estimate:
     note: str
 
 
+class ToolAt(NamedTuple):
+    run: Estimate
+    success: Estimate
+    queue_s: float | None  # median queue time over enough runs, else None
+
+
+class ToolTerms(NamedTuple):
+    at: list[ToolAt]
+    run_s: np.ndarray
+    success: np.ndarray
+    queue_s: np.ndarray  # NaN: too few runs
+
+
+_TERMS_MAX = 4096
+
+
 @dataclass
 class History:
     settings: RankingSettings
@@ -61,10 +82,14 @@ class History:
     features: dict[str, dict[str, str]] = field(default_factory=dict)
     # Tool -> its success model over destination features (tools with outcomes only).
     success_models: dict[str, SuccessModel] = field(default_factory=dict)
+    # Tool -> mean / median of its run times (lognormal spread from gxadmin's median and p95)
+    run_mean_factor: dict[str, float] = field(default_factory=dict)
     _dest_counts: dict[str, tuple[float, float]] = field(default_factory=dict, repr=False)
     # Per (tool, destination) estimates, memoised: they only change with a new view.
-    _run_memo: dict[tuple[str | None, str], Estimate] = field(default_factory=dict, repr=False)
-    _success_memo: dict[tuple[str | None, str], Estimate] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[str | None, str], ToolAt] = field(default_factory=dict, repr=False)
+    _lists: dict[tuple[str | None, tuple[str, ...]], ToolTerms] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def build(
@@ -91,10 +116,30 @@ class History:
         h._fit_success_models()
         return h
 
+    def _run_spread(self) -> None:
+        """Expected time needs the mean run time, gxadmin reports the median (and the 95th
+        percentile). Run times are right-skewed (lognormal-like: the median underestimates the
+        mean by 10-40%), which would underweight run-time differences between destinations
+        against transfer and wait. The spread of a tool's runs is the spread of its jobs' sizes,
+        the same wherever they run: log(p95 / median) / 1.645, pooled over destinations
+        (count-weighted), gives mean = median * exp(sigma^2 / 2)."""
+        num: dict[str, float] = defaultdict(float)
+        den: dict[str, float] = defaultdict(float)
+        for (_, tool), r in self.runtimes.items():
+            if r.perc_95_run and r.median_run and r.perc_95_run > r.median_run and r.count > 1:
+                sigma = min(math.log(r.perc_95_run / r.median_run) / 1.645, MAX_RUN_SIGMA)
+                num[tool] += r.count * sigma
+                den[tool] += r.count
+        self.run_mean_factor = {t: math.exp((num[t] / den[t]) ** 2 / 2) for t in den}
+
+    def _mean_run(self, tool: str, r: RunStats) -> float:
+        return (r.median_run or 0.0) * self.run_mean_factor.get(tool, 1.0)
+
     def _pool_run_times(self) -> None:
+        self._run_spread()
         by_tool: dict[str, list[tuple[str, float, float]]] = defaultdict(list)
         for (dest, tool), r in self.runtimes.items():
-            by_tool[tool].append((dest, max(r.median_run or 0.0, 1.0), r.count))
+            by_tool[tool].append((dest, max(self._mean_run(tool, r), 1.0), r.count))
         # A tool's reference run time: count-weighted geometric mean over destinations.
         for tool, rows in by_tool.items():
             n = sum(c for _, _, c in rows)
@@ -205,17 +250,33 @@ class History:
 
     # --- per-request estimates (dictionary lookups and arithmetic only) ---
 
-    def run_time(self, tool: str | None, dest: str) -> Estimate:
+    def at(self, tool: str | None, dest: str) -> ToolAt:
+        """The tool's run time, success probability and past queue time at a destination."""
         key = (tool, dest)
-        if key not in self._run_memo:
-            self._run_memo[key] = self._run_time(tool, dest)
-        return self._run_memo[key]
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = ToolAt(
+                self._run_time(tool, dest), self._success(tool, dest), self._queue_time(tool, dest)
+            )
+        return found
 
-    def success(self, tool: str | None, dest: str) -> Estimate:
-        key = (tool, dest)
-        if key not in self._success_memo:
-            self._success_memo[key] = self._success(tool, dest)
-        return self._success_memo[key]
+    def terms(self, tool: str | None, dests: tuple[str, ...]) -> ToolTerms:
+        """`at` for each destination, as arrays. Memoised per candidate list: the jobs of a
+        tool mostly come with the same candidates, and the list changes only with TPV's
+        config (bounded all the same: a new view starts a new History)."""
+        key = (tool, dests)
+        found = self._lists.get(key)
+        if found is None:
+            at = [self.at(tool, d) for d in dests]
+            found = ToolTerms(
+                at,
+                np.array([a.run.value for a in at]),
+                np.array([a.success.value for a in at]),
+                np.array([math.nan if a.queue_s is None else a.queue_s for a in at]),
+            )
+            if len(self._lists) < _TERMS_MAX:
+                self._lists[key] = found
+        return found
 
     def _run_time(self, tool: str | None, dest: str) -> Estimate:
         """Hierarchical: the tool here, shrunk towards the tool elsewhere scaled by this
@@ -228,11 +289,12 @@ class History:
             elsewhere = ref[0] * speed
             if local is not None:
                 n = local.count
-                value = (n * (local.median_run or 0.0) + k * elsewhere) / (n + k)
+                here = self._mean_run(tool, local)
+                value = (n * here + k * elsewhere) / (n + k)
                 return Estimate(
                     value,
-                    f"median {local.median_run:.0f} s over {n:.0f} runs here, "
-                    f"shrunk towards {elsewhere:.0f} s from all destinations",
+                    f"mean {here:.0f} s (median {local.median_run:.0f} s) over {n:.0f} runs "
+                    f"here, shrunk towards {elsewhere:.0f} s from all destinations",
                 )
             return Estimate(
                 elsewhere,
@@ -241,7 +303,7 @@ class History:
         default = self.settings.default_run_s * speed
         return Estimate(default, f"no history for this tool: default {default:.0f} s")
 
-    def queue_time(self, tool: str | None, dest: str) -> float | None:
+    def _queue_time(self, tool: str | None, dest: str) -> float | None:
         r = self.runtimes.get((dest, tool)) if tool else None
         if r is None or r.median_queue is None or r.count < self.settings.min_runs:
             return None

@@ -6,9 +6,10 @@ MB, binary: 1 GB = 1024 MB); dataset sizes are bytes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypedDict
 
 MB_PER_GB = 1024
 
@@ -43,11 +44,16 @@ class ObjectStoreIn(BaseModel):
     longitude: float = Field(ge=-180, le=180)
 
 
-class DatasetIn(BaseModel):
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+class DatasetIn(TypedDict):
+    """An input dataset. A plain dict, not a model: a job may have hundreds of inputs and the
+    ranking only sums their sizes per store (other keys TPV sends are ignored)."""
 
-    object_store_id: str | None = None
-    size: float | None = Field(default=None, ge=0, description="bytes; null when Galaxy has none")
+    __pydantic_config__ = ConfigDict(allow_inf_nan=False)  # type: ignore[misc]
+
+    object_store_id: NotRequired[str | None]
+    size: NotRequired[
+        Annotated[float, Field(ge=0, description="bytes; null when Galaxy has none")] | None
+    ]
 
 
 class JobInfo(BaseModel):
@@ -84,11 +90,10 @@ class RankRequest(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RankRequest:
-        seen: set[str] = set()
-        for d in self.destinations:
-            if d.id in seen:
-                raise ValueError(f"destinations: duplicate id {d.id!r}")
-            seen.add(d.id)
+        ids = [d.id for d in self.destinations]
+        if len(set(ids)) < len(ids):
+            dup = next(i for n, i in enumerate(ids) if i in ids[:n])
+            raise ValueError(f"destinations: duplicate id {dup!r}")
         return self
 
     def tpv_order(self) -> list[str]:

@@ -12,56 +12,112 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from collections.abc import Collection
+from dataclasses import dataclass, replace
+
+import numpy as np
 
 from broker.config import Settings
 from broker.metrics.cache import RefreshStatus
 from broker.metrics.view import MetricsView
-from broker.ranking.history import Estimate, History
+from broker.ranking.history import Estimate, History, ToolAt
 from broker.ranking.models import (
     DestinationExplanation,
+    DestinationIn,
     Explanation,
     MetricAges,
     RankRequest,
     RankResponse,
 )
-from broker.ranking.routed import NOTHING, RoutedLedger
-from broker.ranking.transfer import Bandwidth, Inputs, Transfer, transfer_time
-from broker.ranking.wait import Wait, historical_wait, live_wait
+from broker.ranking.routed import RoutedLedger
+from broker.ranking.transfer import Bandwidth, Coordinates, Inputs, Transfer, Transfers
+from broker.ranking.wait import FRESH, POOL_COLUMNS, STATE_NAMES, Waits, pool_row
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """What the ranking knows of a destination before it sees a job."""
+
+    id: str
+    site: str
+    known: bool  # in the broker config
+    coords: Coordinates | None  # the config's, else the request's
+    local_stores: Collection[str]
+    pool: tuple[float, ...]  # its row of the pool matrix (`wait.POOL_COLUMNS`)
+    index: int  # that row's index in `Prepared.pools`; -1 when not configured
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """A metrics view with what the ranking derives from it once per refresh."""
+    """A metrics view with what the ranking derives from it once per refresh, so that a
+    request only looks things up and does arithmetic on arrays."""
 
     view: MetricsView
     history: History
     bandwidth: Bandwidth
-    # coordinates from the config, resolved once
-    dest_coords: dict[str, tuple[float, float]]
-    store_coords: dict[str, tuple[float, float]]
+    destinations: dict[str, Destination]  # the configured ones
+    pools: np.ndarray  # one `POOL_COLUMNS` row per configured destination
+    store_coords: dict[str, Coordinates]
+
+    def destination(self, candidate: DestinationIn, settings: Settings) -> Destination:
+        known = self.destinations.get(candidate.id)
+        if known is not None:
+            if known.coords is None:
+                return replace(known, coords=candidate.coordinates())
+            return known
+        # Not in the config: its id is its pool, its coordinates are the request's.
+        return Destination(
+            id=candidate.id,
+            site=candidate.id,
+            known=False,
+            coords=candidate.coordinates(),
+            local_stores=(),
+            pool=_pool_row(self.view, self.history, candidate.id, candidate.id, settings),
+            index=-1,
+        )
+
+
+def _pool_row(
+    view: MetricsView, history: History, dest_id: str, site: str, settings: Settings
+) -> tuple[float, ...]:
+    return pool_row(
+        view.cluster.get(site),
+        history.typical_run.get(dest_id, settings.ranking.default_run_s),
+        view.queue_row(dest_id),
+    )
 
 
 def prepare(view: MetricsView, settings: Settings) -> Prepared:
-    """Runs in the refresh thread: pooled history and the per-tool success models."""
-    return Prepared(
+    """Runs in the refresh thread: pooled history, the per-tool success models, and each
+    configured destination's pool state and bandwidth to every configured store."""
+    history = History.build(
         view,
-        History.build(
-            view,
-            settings.ranking,
-            settings.metrics.history_staleness_s,
-            features=destination_features(settings),
-        ),
-        Bandwidth(settings.ranking.bandwidth),
-        {
-            d: (c.latitude, c.longitude)
-            for d, c in settings.destinations.items()
-            if c.latitude is not None and c.longitude is not None
-        },
-        {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()},
+        settings.ranking,
+        settings.metrics.history_staleness_s,
+        features=destination_features(settings),
     )
+    destinations = {}
+    for index, (dest_id, conf) in enumerate(settings.destinations.items()):
+        site = conf.site or dest_id
+        placed = conf.latitude is not None and conf.longitude is not None
+        destinations[dest_id] = Destination(
+            id=dest_id,
+            site=site,
+            known=True,
+            coords=(conf.latitude, conf.longitude) if placed else None,
+            local_stores=frozenset(conf.objectstores),
+            pool=_pool_row(view, history, dest_id, site, settings),
+            index=index,
+        )
+    pools = np.array([d.pool for d in destinations.values()]).reshape(
+        len(destinations), len(POOL_COLUMNS)
+    )
+    store_coords = {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()}
+    placed = {d.id: (d.coords, d.local_stores) for d in destinations.values() if d.coords}
+    bandwidth = Bandwidth(settings.ranking.bandwidth, placed, store_coords)
+    return Prepared(view, history, bandwidth, destinations, pools, store_coords)
 
 
 def destination_features(settings: Settings) -> dict[str, dict[str, str]]:
@@ -93,20 +149,56 @@ def _fmt_age(seconds: float) -> str:
 
 @dataclass(slots=True)
 class Scored:
-    """One candidate with its terms; `state` decides its group, `expected` its place in it."""
+    """One candidate with its terms, for the explanation."""
 
     id: str
     position: int
     site: str
-    known: bool
     state: str  # fresh | stale | cannot_fit
     transfer: Transfer
-    wait: Wait
+    wait_s: float
+    wait_note: str
     run: Estimate
     success: Estimate
     penalty: float
     expected: float
     cluster_age: float | None
+
+
+@dataclass
+class Scores:
+    """Every candidate's terms as arrays, in TPV's order."""
+
+    candidates: list[Destination]
+    transfers: Transfers
+    waits: Waits
+    estimates: list[ToolAt]
+    penalty: np.ndarray
+    expected: np.ndarray
+
+    def order(self) -> list[int]:
+        """Fresh by E (ties: TPV's order), then stale, then cannot-fit, each in TPV's order."""
+        state = self.waits.state
+        key = np.where(state == FRESH, self.expected, 0.0)
+        return np.lexsort((np.arange(len(state)), key, state)).tolist()
+
+    def row(self, i: int, now: float) -> Scored:
+        c, est = self.candidates[i], self.estimates[i]
+        reported = c.pool[0]
+        return Scored(
+            id=c.id,
+            position=i,
+            site=c.site,
+            state=STATE_NAMES[int(self.waits.state[i])],
+            transfer=self.transfers.of(i),
+            wait_s=float(self.waits.seconds[i]),
+            wait_note=self.waits.note(i),
+            run=est.run,
+            success=est.success,
+            penalty=float(self.penalty[i]),
+            expected=float(self.expected[i]),
+            cluster_age=None if reported == -math.inf else now - reported,
+        )
 
 
 def _score(
@@ -115,71 +207,43 @@ def _score(
     request: RankRequest,
     now: float,
     routed: RoutedLedger | None,
-) -> list[Scored]:
-    view, history, rs = prepared.view, prepared.history, settings.ranking
-    staleness = settings.metrics.staleness_s
-    job = request.job_info
-    tool = job.tool_id
+) -> Scores:
+    by_id = {d.id: d for d in request.destinations}
+    candidates = [prepared.destination(by_id[i], settings) for i in request.tpv_order()]
+    rows = [c.index for c in candidates]
+    if -1 in rows:
+        pools = np.array([c.pool for c in candidates])
+    else:
+        pools = prepared.pools.take(rows, axis=0)
+    terms = prepared.history.terms(request.job_info.tool_id, tuple(c.id for c in candidates))
+    flight = None
+    if routed is not None:
+        sent = [routed.in_flight(c.site, c.pool[0], now) for c in candidates]
+        if any(f.jobs for f in sent):
+            flight = np.array([(f.jobs, f.cores, f.mem_mb, f.gpus) for f in sent])
+    waits = Waits.compute(
+        settings.ranking,
+        pools,
+        request.job_info,
+        now,
+        settings.metrics.staleness_s,
+        terms.queue_s,
+        flight,
+    )
     inputs = Inputs.of(
         request.datasets,
         prepared.store_coords,
         {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()},
     )
-    by_id = {d.id: d for d in request.destinations}
-    rows = []
-    for position, dest_id in enumerate(request.tpv_order()):
-        conf = settings.destinations.get(dest_id)
-        site = conf.site or dest_id if conf else dest_id
-        coords = prepared.dest_coords.get(dest_id)
-        static = coords is not None
-        if not static:
-            coords = by_id[dest_id].coordinates()
-        usage = view.cluster.get(site)
-        cluster_age = None if usage is None else now - usage.time_s
-        fresh = cluster_age is not None and cluster_age <= staleness
-        if fresh:
-            typical = history.typical_run.get(dest_id, rs.default_run_s)
-            sent = routed.in_flight(site, usage.time_s, now) if routed else NOTHING
-            queued_now = view.queued_now(dest_id, staleness)
-            hist = history.queue_time(tool, dest_id)
-            wait = live_wait(rs, usage, job, queued_now, typical, sent, hist)
-        else:
-            wait = historical_wait(rs, history.queue_time(tool, dest_id))
-        local = conf.objectstores if conf else ()
-        transfer = transfer_time(prepared.bandwidth, dest_id, coords, static, local, inputs)
-        run = history.run_time(tool, dest_id)
-        success = history.success(tool, dest_id)
-        penalty = position * rs.preference_step_s
-        state = "stale" if not fresh else ("fresh" if wait.fits_ever else "cannot_fit")
-        rows.append(
-            Scored(
-                id=dest_id,
-                position=position,
-                site=site,
-                known=conf is not None,
-                state=state,
-                transfer=transfer,
-                wait=wait,
-                run=run,
-                success=success,
-                penalty=penalty,
-                expected=(transfer.seconds + wait.seconds + run.value) / success.value + penalty,
-                cluster_age=cluster_age,
-            )
-        )
-    return rows
-
-
-def _order(rows: list[Scored]) -> list[Scored]:
-    fresh = sorted((r for r in rows if r.state == "fresh"), key=lambda r: (r.expected, r.position))
-    stale = [r for r in rows if r.state == "stale"]
-    cannot = [r for r in rows if r.state == "cannot_fit"]
-    return fresh + stale + cannot
+    transfers = Transfers.compute(prepared.bandwidth, candidates, inputs)
+    penalty = np.arange(len(candidates)) * settings.ranking.preference_step_s
+    expected = (transfers.seconds + waits.seconds + terms.run_s) / terms.success + penalty
+    return Scores(candidates, transfers, waits, terms.at, penalty, expected)
 
 
 def _reason(row: Scored, previous: Scored | None, any_fresh: bool, staleness: float) -> str:
     if row.state == "cannot_fit":
-        return f"last: {row.wait.note}"
+        return f"last: {row.wait_note}"
     if row.state == "stale":
         age = row.cluster_age
         why = (
@@ -218,7 +282,7 @@ def _explain_row(row: Scored, rank_: int, reason: str, ages: MetricAges) -> Dest
         site=row.site,
         state=row.state,
         transfer_s=round(row.transfer.seconds, 1),
-        wait_s=round(row.wait.seconds, 1) if math.isfinite(row.wait.seconds) else None,
+        wait_s=round(row.wait_s, 1) if math.isfinite(row.wait_s) else None,
         run_s=round(row.run.value, 1),
         p_success=round(row.success.value, 4),
         preference_penalty_s=row.penalty,
@@ -226,7 +290,7 @@ def _explain_row(row: Scored, rank_: int, reason: str, ages: MetricAges) -> Dest
         metric_ages=ages,
         terms={
             "transfer": row.transfer.note(),
-            "wait": row.wait.note,
+            "wait": row.wait_note,
             "run": row.run.note,
             "success": row.success.note,
             "preference": f"position {row.position + 1} in TPV's order",
@@ -238,9 +302,9 @@ def _explain_row(row: Scored, rank_: int, reason: str, ages: MetricAges) -> Dest
 _unknown_logged: set[str] = set()
 
 
-def _log_decision(request: RankRequest, rows: list[Scored], ordered: list[Scored]) -> None:
+def _log_decision(request: RankRequest, scores: Scores, order: list[int], now: float) -> None:
     """One line per decision; each unknown destination id once per process."""
-    new_unknown = [r.id for r in rows if not r.known and r.id not in _unknown_logged]
+    new_unknown = [c.id for c in scores.candidates if not c.known and c.id not in _unknown_logged]
     if new_unknown and len(_unknown_logged) < 10_000:
         _unknown_logged.update(new_unknown)
         log.warning(
@@ -248,15 +312,15 @@ def _log_decision(request: RankRequest, rows: list[Scored], ordered: list[Scored
         )
     if not log.isEnabledFor(logging.INFO):
         return  # the arguments below cost more than the check
-    top = ordered[0]
+    top = scores.row(order[0], now)
     log.info(
         "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
         request.job_info.tool_id,
-        ",".join(r.id for r in ordered),
+        ",".join(scores.candidates[i].id for i in order),
         top.id,
         f"{top.expected:.0f}s" if top.state == "fresh" else top.state,
-        sum(r.state == "fresh" for r in rows),
-        len(rows),
+        int((scores.waits.state == FRESH).sum()),
+        len(order),
     )
 
 
@@ -272,19 +336,21 @@ def rank(
     to its site, so the next decisions before the site reports again see the slot as taken."""
     view = prepared.view
     now = view.now()
-    rows = _score(settings, prepared, request, now, routed)
-    ordered = _order(rows)
-    _log_decision(request, rows, ordered)
-    top = ordered[0]
-    if routed is not None and top.state == "fresh":
+    scores = _score(settings, prepared, request, now, routed)
+    order = scores.order()
+    _log_decision(request, scores, order, now)
+    top = order[0]
+    if routed is not None and scores.waits.state[top] == FRESH:
         job = request.job_info
-        routed.add(top.site, now, top.transfer.seconds, job.cores, job.mem_mb, job.gpus)
-    ids = [r.id for r in ordered]
+        staging = float(scores.transfers.seconds[top])
+        routed.add(scores.candidates[top].site, now, staging, job.cores, job.mem_mb, job.gpus)
+    ids = [scores.candidates[i].id for i in order]
     if not explain:
         return RankResponse(sorted_destinations=ids)
-    any_fresh = any(r.state == "fresh" for r in rows)
+    any_fresh = bool((scores.waits.state == FRESH).any())
     details, previous = [], None
-    for i, row in enumerate(ordered, start=1):
+    for i, index in enumerate(order, start=1):
+        row = scores.row(index, now)
         reason = _reason(row, previous, any_fresh, settings.metrics.staleness_s)
         ages = _metric_ages(row, prepared, request.job_info.tool_id, now)
         details.append(_explain_row(row, i, reason, ages))

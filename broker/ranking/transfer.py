@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, Protocol
+
+import numpy as np
 
 from broker.config import BandwidthSettings
 
@@ -34,7 +37,54 @@ def bandwidth_mb_s(settings: BandwidthSettings, km: float) -> float:
     return max(settings.floor_mb_s, settings.peak_mb_s / (1 + km / settings.half_distance_km))
 
 
-@dataclass(frozen=True)
+class Bandwidth:
+    """Seconds per byte from each object store to each destination.
+
+    Sites and stores do not move: for every destination the config places, the seconds per
+    byte from every configured store (0 for a store local to it) are one row of a matrix
+    computed once per metrics refresh, and a request's transfer times are one matrix-vector
+    product. Pairs placed by the request's own coordinates are computed when asked."""
+
+    def __init__(
+        self,
+        settings: BandwidthSettings,
+        placed: Mapping[str, tuple[Coordinates, Collection[str]]],
+        stores: Mapping[str, Coordinates],
+    ):
+        """`placed`: destination id -> (its coordinates, its local stores), from the config."""
+        self.settings = settings
+        self.stores = dict(stores)
+        self.column = {store: j for j, store in enumerate(stores)}
+        self.row = {dest: i for i, dest in enumerate(placed)}
+        self.matrix = np.array(
+            [self.row_for(dest, at, local)[0] for dest, (at, local) in placed.items()]
+        ).reshape(len(placed), len(stores))
+
+    def per_byte(
+        self, store: str, dest_id: str, store_at: Coordinates | None, dest_at: Coordinates | None
+    ) -> tuple[float, bool]:
+        """(seconds per byte, whether the distance was assumed for lack of coordinates)."""
+        s = self.settings
+        measured = s.matrix.get(store, {}).get(dest_id)
+        if measured:
+            return 1e-6 / measured, False
+        if store_at is None or dest_at is None:
+            return 1e-6 / bandwidth_mb_s(s, s.unknown_distance_km), True
+        return 1e-6 / bandwidth_mb_s(s, distance_km(store_at, dest_at)), False
+
+    def row_for(
+        self, dest_id: str, dest_at: Coordinates | None, local: Collection[str]
+    ) -> tuple[list[float], list[bool]]:
+        """Seconds per byte from each configured store to the destination (0: local), and
+        which of those distances were assumed."""
+        pairs = [
+            (0.0, False) if store in local else self.per_byte(store, dest_id, at, dest_at)
+            for store, at in self.stores.items()
+        ]
+        return [p for p, _ in pairs], [g for _, g in pairs]
+
+
+@dataclass(slots=True)
 class Transfer:
     seconds: float
     total_bytes: float
@@ -59,97 +109,96 @@ class Transfer:
         return note
 
 
-class Bandwidth:
-    """Seconds per MB from a store to a destination, computed once per pair: sites and stores
-    do not move, and a rank request should not redo trigonometry for every dataset. Pairs whose
-    coordinates come from the request (not the config) are computed each time."""
-
-    def __init__(self, settings: BandwidthSettings):
-        self.settings = settings
-        self._pairs: dict[tuple[str, str], tuple[float, bool]] = {}
-
-    def seconds_per_mb(
-        self,
-        store: str,
-        dest_id: str,
-        where: Coordinates | None,
-        dest: Coordinates | None,
-        static: bool,
-    ) -> tuple[float, bool]:
-        """(seconds per MB, whether the distance was assumed for lack of coordinates)."""
-        if static:
-            hit = self._pairs.get((store, dest_id))
-            if hit is not None:
-                return hit
-        s = self.settings
-        measured = s.matrix.get(store, {}).get(dest_id)
-        if measured:
-            hit = (1.0 / measured, False)
-        elif where is None or dest is None:
-            hit = (1.0 / bandwidth_mb_s(s, s.unknown_distance_km), True)
-        else:
-            hit = (1.0 / bandwidth_mb_s(s, distance_km(where, dest)), False)
-        if static:
-            self._pairs[(store, dest_id)] = hit
-        return hit
-
-
 @dataclass(frozen=True)
 class Inputs:
     """A request's input data grouped per object store, resolved once per request."""
 
     total_bytes: float
     unknown_store_bytes: float
-    # (store, bytes, store coordinates, whether those come from the config)
-    by_store: list[tuple[str, float, Coordinates | None, bool]]
+    # (store, bytes, store coordinates: the config's, else the request's, else None)
+    by_store: list[tuple[str, float, Coordinates | None]]
 
     @classmethod
     def of(
         cls,
-        datasets: Mapping[str, object],
+        datasets: Mapping[str, Mapping[str, Any]],
         config_coords: Mapping[str, Coordinates],
         request_coords: Mapping[str, Coordinates],
     ) -> Inputs:
         totals: dict[str | None, float] = defaultdict(float)
         for ds in datasets.values():
-            size = getattr(ds, "size", None)
+            size = ds.get("size")
             if size is not None:  # Galaxy may not know a size: such inputs are not counted
-                totals[getattr(ds, "object_store_id", None)] += size
-        by_store = []
-        for store, size in totals.items():
-            if store is None or size <= 0:
-                continue
-            if store in config_coords:
-                by_store.append((store, size, config_coords[store], True))
-            else:
-                by_store.append((store, size, request_coords.get(store), False))
+                totals[ds.get("object_store_id")] += size
+        by_store = [
+            (store, size, config_coords.get(store) or request_coords.get(store))
+            for store, size in totals.items()
+            if store is not None and size > 0
+        ]
         return cls(sum(totals.values()), totals.get(None, 0.0), by_store)
 
 
-def transfer_time(
-    bandwidth: Bandwidth,
-    dest_id: str,
-    dest_coords: Coordinates | None,
-    dest_static: bool,
-    local_stores: Collection[str],
-    inputs: Inputs,
-) -> Transfer:
-    """Seconds to stage the inputs at the destination (the note is built only when explained)."""
-    seconds, moved, assumed = 0.0, 0.0, 0
-    for store, size, where, store_static in inputs.by_store:
-        if store in local_stores:
-            continue
-        per_mb, guessed = bandwidth.seconds_per_mb(
-            store, dest_id, where, dest_coords, dest_static and store_static
+class Candidate(Protocol):
+    id: str
+    coords: Coordinates | None
+    local_stores: Collection[str]
+
+
+@dataclass
+class Transfers:
+    """Each candidate's staging time (`seconds`), and what its explanation says."""
+
+    seconds: np.ndarray
+    moved_bytes: np.ndarray
+    assumed_stores: np.ndarray
+    inputs: Inputs
+    assumed_km: float
+
+    @classmethod
+    def compute(
+        cls, bandwidth: Bandwidth, candidates: Sequence[Candidate], inputs: Inputs
+    ) -> Transfers:
+        n = len(candidates)
+        sizes = np.zeros(len(bandwidth.column))
+        elsewhere = []  # inputs in stores the config does not know
+        for store, size, store_at in inputs.by_store:
+            j = bandwidth.column.get(store)
+            if j is None:
+                elsewhere.append((store, size, store_at))
+            else:
+                sizes[j] = size
+        rows = [bandwidth.row.get(c.id, -1) for c in candidates]
+        assumed = np.zeros(n)
+        if -1 not in rows:
+            per_byte = bandwidth.matrix.take(rows, axis=0)
+        else:  # some destinations are not placed by the config: their rows are computed
+            lines = []
+            for i, (r, c) in enumerate(zip(rows, candidates, strict=True)):
+                if r >= 0:
+                    lines.append(bandwidth.matrix[r])
+                    continue
+                line, guessed = bandwidth.row_for(c.id, c.coords, c.local_stores)
+                lines.append(line)
+                assumed[i] = sum(g for g, size in zip(guessed, sizes, strict=True) if size > 0)
+            per_byte = np.array(lines).reshape(n, len(sizes))
+        seconds = per_byte @ sizes
+        moved = (per_byte > 0) @ sizes
+        for store, size, store_at in elsewhere:
+            for i, c in enumerate(candidates):
+                if store in c.local_stores:
+                    continue
+                pb, guessed = bandwidth.per_byte(store, c.id, store_at, c.coords)
+                seconds[i] += size * pb
+                moved[i] += size
+                assumed[i] += guessed
+        return cls(seconds, moved, assumed, inputs, bandwidth.settings.unknown_distance_km)
+
+    def of(self, i: int) -> Transfer:
+        return Transfer(
+            float(self.seconds[i]),
+            self.inputs.total_bytes,
+            float(self.moved_bytes[i]),
+            self.inputs.unknown_store_bytes,
+            int(self.assumed_stores[i]),
+            self.assumed_km,
         )
-        seconds += size / 1e6 * per_mb
-        assumed += guessed
-        moved += size
-    return Transfer(
-        seconds,
-        inputs.total_bytes,
-        moved,
-        inputs.unknown_store_bytes,
-        assumed,
-        bandwidth.settings.unknown_distance_km,
-    )
