@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from broker.sim.policies import POLICIES
+from broker.sim.policies import POLICIES, REFERENCE_POLICIES
 
 HELP = "simulate a scenario with each routing policy and compare (docs/simulator.md)"
 
@@ -21,7 +21,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=list(POLICIES),
         metavar="POLICY",
         help=f"policies to compare (default: all: {' '.join(POLICIES)}); a what-if broker: "
-        "'broker:preference_step_s=0'",
+        "'broker:preference_step_s=0'; the omniscient reference: "
+        f"{' '.join(REFERENCE_POLICIES)} (docs/simulator.md)",
     )
     p.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")
     p.add_argument("--plot", metavar="DIR", help="write PNG figures to DIR")
@@ -31,7 +32,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> int:
-    from broker.sim.report import aggregate, json_line, table
+    from broker.sim.report import aggregate, json_line, lower_bounds, table
     from broker.sim.runner import parse_policy, run_all
     from broker.sim.scenario import ScenarioError
 
@@ -45,7 +46,8 @@ def main(args: argparse.Namespace) -> int:
         print(f"tpv-broker: {exc}", file=sys.stderr)
         return 2
     summary = aggregate(runs)
-    print(table(summary))
+    bounds = lower_bounds(runs)
+    print(table(summary, bounds))
     if args.plot:
         from broker.sim.plots import plot_scenario
 
@@ -63,5 +65,5 @@ def main(args: argparse.Namespace) -> int:
         "unfinished_jobs",
         "utilisation",
     )
-    print(json.dumps(json_line(summary, keys)))
+    print(json.dumps(json_line(summary, keys, bounds=bounds)))
     return 0

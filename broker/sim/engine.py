@@ -51,6 +51,7 @@ class Task:
     routed: float = 0.0
     staged: float = 0.0
     started: float = math.nan
+    ends_at: float = math.nan  # when the running task's END event is due (known at its start)
     ended: float = math.nan
     fails: bool = False
     fail_after: float = 0.5
@@ -83,6 +84,9 @@ class SiteState:
         self.total = (conf.cores, conf.machines * mem, conf.machines * conf.gpus_per_machine)
         self.idle: list[Task] = []
         self.running: set[Task] = set()
+        # Galaxy attempts routed here whose inputs are still staging, in routing order
+        # (a dict as an ordered set); they join `idle` at their STAGED event
+        self.staging: dict[Task, None] = {}
         self.up = True
         self.negotiation_due: float | None = None
         # each pool has its own negotiator and producer phase
@@ -195,6 +199,19 @@ class Simulation:
         s, k = self.sc.sites[site].failure_rate, self.sc.tools[tool].failure_rate
         return 1 - (1 - s) * (1 - k), 0.5
 
+    def run_s(self, job: Job, site: str) -> float:
+        """The job's true run time at `site` (a whole, successful run)."""
+        return self.sc.tools[job.tool].run_median_s * job.run_factor * self.sc.sites[site].speed
+
+    def outcome(
+        self, job: Job, attempt: int, site: str, run_s: float, t: float
+    ) -> tuple[bool, float]:
+        """Whether this attempt of `job` fails if it starts at `site` at `t`, and how long it
+        then runs (a failure comes part-way through the run)."""
+        p, after = self.failure_probability(site, job.tool, t)
+        fails = job.fail_u[attempt] < p
+        return fails, run_s * after if fails else run_s
+
     # --- Galaxy ---
 
     def route(self, job: Job, attempt: int) -> None:
@@ -203,12 +220,11 @@ class Simulation:
         site = self.network.site_of_dest[dest]
         tool = self.sc.tools[job.tool]
         seconds, _moved, bytes_km = self.network.transfer(job.datasets, site)
-        run = tool.run_median_s * job.run_factor * self.sc.sites[site].speed
         task = Task(
             cores=tool.cores,
             mem_mb=tool.mem_gb * MB_PER_GB,
             gpus=tool.gpus,
-            run_s=run,
+            run_s=self.run_s(job, site),
             job=job,
             attempt=attempt,
             dest=dest,
@@ -219,6 +235,7 @@ class Simulation:
         )
         self.records[job.id].attempts.append(task)
         self.galaxy_queued[dest] += 1
+        self.sites[site].staging[task] = None
         self.at(self.now + seconds, STAGED, task)
 
     def attempt_over(self, task: Task, ok: bool) -> None:
@@ -274,12 +291,13 @@ class Simulation:
             if task.job is not None:
                 self.galaxy_queued[task.dest] -= 1
                 self.galaxy_running[task.dest] += 1
-                p, after = self.failure_probability(site.name, task.job.tool, self.now)
-                task.fails = task.job.fail_u[task.attempt] < p
-                duration = task.run_s * after if task.fails else task.run_s
+                task.fails, duration = self.outcome(
+                    task.job, task.attempt, site.name, task.run_s, self.now
+                )
             else:
                 duration = task.run_s
-            self.at(self.now + duration, END, task)
+            task.ends_at = self.now + duration
+            self.at(task.ends_at, END, task)
         site.idle = waiting
 
     def _account_busy(self) -> None:
@@ -369,6 +387,7 @@ class Simulation:
                 payload.staged = t
                 payload.state = "idle"
                 site = self.sites[payload.site]
+                del site.staging[payload]
                 site.idle.append(payload)
                 self.want_negotiation(site)
             elif kind == ARRIVE:

@@ -17,6 +17,10 @@ None sees the simulator's true state, true bandwidths or failure probabilities.
   `waiting = max(HTCondor idle, Galaxy queued)`; ties in TPV's order.
 - `broker`: this project's ranking code (`broker.ranking.rank`), fed the simulated metrics.
 
+`REFERENCE_POLICIES` are not routing policies a deployment could run but yardsticks that see
+the true state: `oracle` (`broker.sim.oracle`). They can be asked for by name and are never in
+`POLICIES`, the set the broker is compared with.
+
 The baselines are given the same freshness rule as the broker (a site without a cluster-usage
 point in `metrics.staleness_s` goes last; a queue row that old counts as an empty queue): the
 generous reading of what they would do, so that the broker is not compared with a strawman.
@@ -38,6 +42,8 @@ if TYPE_CHECKING:
     from broker.sim.workload import Job
 
 POLICIES = ("tpv_default", "weighted_random", "original_broker", "least_loaded", "broker")
+REFERENCE_POLICIES = ("oracle",)
+ALL_POLICIES = POLICIES + REFERENCE_POLICIES
 
 
 class Policy:
@@ -185,7 +191,13 @@ _CLASSES = {c.name: c for c in (TpvDefault, WeightedRandom, OriginalBroker, Leas
 
 
 def make_policy(name: str, sim: Simulation) -> Policy:
+    if name == "oracle":
+        from broker.sim.oracle import Oracle  # its own module, built on `Policy`
+
+        return Oracle(sim)
     try:
         return _CLASSES[name](sim)
     except KeyError:
-        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}") from None
+        raise ValueError(
+            f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}"
+        ) from None

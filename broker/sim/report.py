@@ -8,6 +8,11 @@ from collections import defaultdict
 import numpy as np
 
 from broker.sim.engine import Result
+from broker.sim.policies import REFERENCE_POLICIES
+
+# The lower bound's key in the JSON line: top level, {scenario: seconds}, next to "scenarios",
+# so that every entry of a scenario under "scenarios" stays a policy with its figures.
+LOWER_BOUND_KEY = "lower_bound_mean_turnaround_s"
 
 # What the issue's JSON carries per policy, and what the table adds.
 JSON_KEYS = ("mean_turnaround_s", "p95_turnaround_s", "failed_attempts", "bytes_km")
@@ -71,12 +76,23 @@ def aggregate(runs) -> dict[str, dict[str, dict[str, float]]]:
     return {s: {p: over_seeds(runs) for p, runs in pol.items()} for s, pol in grouped.items()}
 
 
+def lower_bounds(runs) -> dict[str, float]:
+    """{scenario: mean over seeds of the lower bound on the mean turnaround} from
+    `runner.RunSummary`s (`oracle.lower_bound_s`: the same for every policy of a seed)."""
+    per_seed: dict[str, dict[int, float]] = defaultdict(dict)
+    for r in runs:
+        per_seed[r.scenario][r.seed] = r.lower_bound_s
+    return {s: float(np.mean(list(seeds.values()))) for s, seeds in per_seed.items()}
+
+
 def _round(value: float) -> float:
     return round(value, 3) if abs(value) < 10 else round(value, 1)
 
 
-def json_line(summary: dict, keys: tuple[str, ...] = JSON_KEYS, policies=None) -> dict:
-    return {
+def json_line(summary: dict, keys: tuple[str, ...] = JSON_KEYS, policies=None, bounds=None) -> dict:
+    """{"scenarios": {scenario: {policy: {key: value}}}}; with `bounds` (`lower_bounds`), also
+    {LOWER_BOUND_KEY: {scenario: seconds}} at the top level."""
+    line: dict = {
         "scenarios": {
             s: {
                 p: {k: _round(v[k]) for k in keys}
@@ -86,9 +102,15 @@ def json_line(summary: dict, keys: tuple[str, ...] = JSON_KEYS, policies=None) -
             for s, pol in summary.items()
         }
     }
+    if bounds:
+        line[LOWER_BOUND_KEY] = {s: _round(bounds[s]) for s in summary if s in bounds}
+    return line
 
 
-def table(summary: dict) -> str:
+def table(summary: dict, bounds: dict[str, float] | None = None) -> str:
+    """Side by side per scenario. The lowest mean turnaround among the routing policies is
+    starred (the references, e.g. the oracle, are not); with `bounds`, a last line per
+    scenario gives the lower bound on the mean turnaround."""
     lines = []
     for scenario, pols in summary.items():
         seeds = next(iter(pols.values()))["seeds"]
@@ -96,14 +118,27 @@ def table(summary: dict) -> str:
         lines.append(f"== {scenario} ({jobs:.0f} jobs, {seeds} seed(s), means over seeds)")
         width = max(len(p) for p in pols) + 2
         lines.append("policy".ljust(width) + "".join(h.rjust(15) for _, h, _ in COLUMNS))
-        best = min(v["mean_turnaround_s"] for v in pols.values())
+        routing = [v["mean_turnaround_s"] for p, v in pols.items() if not _is_reference(p)]
+        best = min(routing, default=math.nan)
         for policy, v in pols.items():
             cells = []
             for key, _, fmt in COLUMNS:
                 cells.append(f"{v[key] / 1e12:.1f}" if fmt is None else fmt.format(v[key]))
-            mark = " *" if v["mean_turnaround_s"] == best else ""
+            mark = " *" if v["mean_turnaround_s"] == best and not _is_reference(policy) else ""
             lines.append(policy.ljust(width) + "".join(c.rjust(15) for c in cells) + mark)
+        if bounds and scenario in bounds:
+            lines.append("lower bound".ljust(width) + f"{bounds[scenario]:.0f}".rjust(15))
         lines.append("")
     lines.append("* lowest mean turnaround. Turnaround: submit -> successful finish, jobs that")
     lines.append("  succeeded; failed and unfinished jobs are counted in their own columns.")
+    if any(_is_reference(p) for pols in summary.values() for p in pols):
+        lines.append("  oracle: a reference that sees the true state (not a real policy, not a")
+        lines.append("  bound); never starred.")
+    if bounds:
+        lines.append("  lower bound: mean over the jobs of the fastest staging + run among")
+        lines.append("  their candidates (no wait, no failure): no job can finish faster.")
     return "\n".join(lines)
+
+
+def _is_reference(label: str) -> bool:
+    return label.partition(":")[0] in REFERENCE_POLICIES

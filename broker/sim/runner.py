@@ -17,7 +17,8 @@ import yaml
 from broker.config import Settings, deep_merge
 from broker.sim.engine import Simulation
 from broker.sim.network import broker_settings
-from broker.sim.policies import POLICIES
+from broker.sim.oracle import lower_bound_s
+from broker.sim.policies import ALL_POLICIES
 from broker.sim.report import summarize
 from broker.sim.scenario import Scenario, load_scenario
 
@@ -32,8 +33,8 @@ class PolicySpec:
 def parse_policy(spec: str) -> PolicySpec:
     name, _, rest = spec.partition(":")
     name = name.strip()
-    if name not in POLICIES:
-        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+    if name not in ALL_POLICIES:
+        raise ValueError(f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}")
     overrides: dict = {}
     for item in filter(None, (x.strip() for x in rest.split(","))):
         key, eq, value = item.partition("=")
@@ -57,6 +58,7 @@ class RunSummary:
     summary: dict
     turnarounds: list[float]
     timeline: dict
+    lower_bound_s: float = float("nan")  # of the (scenario, seed): `oracle.lower_bound_s`
 
 
 def _settings_for(scenario: Scenario, spec: PolicySpec) -> Settings:
@@ -72,6 +74,7 @@ def run_seed(scenario: Scenario, specs: list[PolicySpec], seed: int) -> list[Run
     base = Simulation(scenario, "weighted_random", seed, broker_settings(scenario))
     base.schedule_all()
     base.advance(base.start)
+    bound = lower_bound_s(base)
     out = []
     for spec in specs:
         settings = _settings_for(scenario, spec) if spec.overrides else None
@@ -84,6 +87,7 @@ def run_seed(scenario: Scenario, specs: list[PolicySpec], seed: int) -> list[Run
                 summary=summarize(result),
                 turnarounds=[r.turnaround for r in result.records if r.outcome == "ok"],
                 timeline=result.timeline,
+                lower_bound_s=bound,
             )
         )
     return out

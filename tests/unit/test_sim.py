@@ -15,9 +15,10 @@ from broker.metrics.view import CLUSTER, QUEUE
 from broker.sim import engine
 from broker.sim.engine import Simulation, simulate, simulate_policies
 from broker.sim.network import broker_settings, tpv_order
-from broker.sim.policies import POLICIES
-from broker.sim.report import aggregate, json_line, summarize
-from broker.sim.runner import parse_policy, run_all
+from broker.sim.oracle import job_lower_bound_s, lower_bound_s
+from broker.sim.policies import ALL_POLICIES, POLICIES, REFERENCE_POLICIES
+from broker.sim.report import LOWER_BOUND_KEY, aggregate, json_line, lower_bounds, summarize, table
+from broker.sim.runner import parse_policy, run_all, run_seed
 from broker.sim.scenario import ScenarioError, load_scenario
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
@@ -118,7 +119,7 @@ def test_bad_scenario_names_the_key(tmp_path):
 # --- conservation, capacity, replay ---
 
 
-@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("policy", ALL_POLICIES)
 def test_every_job_finishes_or_is_reported_and_capacity_holds(small, policy, monkeypatch):
     claim = engine.SiteState.claim
 
@@ -279,7 +280,79 @@ def test_broker_moves_less_data_when_inputs_are_large(tmp_path):
     assert res["broker"]["mean_transfer_s"] < res["weighted_random"]["mean_transfer_s"]
 
 
+# --- headroom: the oracle and the lower bound ---
+
+
+def test_oracle_is_deterministic_and_never_routes_to_a_site_that_is_down(tmp_path):
+    outage = {"site": "a", "start_h": 0.2, "duration_h": 1}
+    sc = load_scenario(scenario_file(tmp_path, outages=[outage]))
+
+    def routes(result):
+        return [(r.job.id, a.attempt, a.dest, a.routed) for r in result.records for a in r.attempts]
+
+    first, again = (simulate_policies(sc, ["oracle"], 5)[0] for _ in range(2))
+    assert routes(first) == routes(again) and summarize(first) == summarize(again)
+    down = (first.start + 0.2 * 3600, first.start + 1.2 * 3600)
+    to_a = [t for _, _, dest, t in routes(first) if dest == "dest_a"]
+    assert to_a  # it does use the site, before and after the outage
+    assert not [t for t in to_a if down[0] <= t < down[1]]
+
+
+def test_oracle_beats_weighted_random_and_the_lower_bound_is_below_every_policy(small):
+    specs = [parse_policy(p) for p in ("tpv_default", "weighted_random", "broker", "oracle")]
+    for seed in (0, 1):
+        runs = {r.policy: r for r in run_seed(small, specs, seed)}
+        mean = {p: r.summary["mean_turnaround_s"] for p, r in runs.items()}
+        assert mean["oracle"] <= mean["weighted_random"]
+        bound = runs["oracle"].lower_bound_s
+        assert {r.lower_bound_s for r in runs.values()} == {bound}  # one per (scenario, seed)
+        assert 0 < bound <= min(mean.values())
+    sim = Simulation(small, "oracle", 0, broker_settings(small))
+    measured = [j for j in sim.jobs if j.measured]
+    for job in measured[:20]:
+        cands = [sim.network.site_of_dest[d] for d in sim.tpv[job.tool]]
+        assert job_lower_bound_s(sim, job) == min(
+            sim.network.transfer(job.datasets, s)[0] + sim.run_s(job, s) for s in cands
+        )
+    assert lower_bound_s(sim) == pytest.approx(
+        sum(job_lower_bound_s(sim, j) for j in measured) / len(measured)
+    )
+
+
+def test_each_job_takes_at_least_its_lower_bound(small):
+    sim = Simulation(small, "oracle", 2, broker_settings(small))
+    sim.schedule_all()
+    result = sim.finish()
+    for r in result.records:
+        if r.outcome == "ok":
+            assert r.turnaround >= job_lower_bound_s(sim, r.job) - 1e-6
+
+
+def test_the_benchmark_targets_ignore_the_oracle():
+    from benchmarks.scheduling import headroom, targets
+
+    def pol(mean, p95, failed):
+        return {"mean_turnaround_s": mean, "p95_turnaround_s": p95, "failed_attempts": failed}
+
+    summary = {
+        s: {
+            "tpv_default": pol(5000, 9000, 50),
+            "weighted_random": pol(1000, 4000, 40),
+            "original_broker": pol(1000, 4000, 40),
+            "least_loaded": pol(1000, 4000, 40),
+            "broker": pol(700, 3000, 10),
+            "oracle": pol(600, 2500, 5),  # better at everything: it sees the true state
+        }
+        for s in ("burst", "data-heavy", "silent-failure")
+    }
+    assert all(ok for _, ok, _ in targets(summary))
+    lines = headroom(summary, {"burst": 500.0, "data-heavy": 550.0})
+    assert "oracle 600 s (40% lower)" in lines[0] and "lower bound 500 s (50% lower)" in lines[0]
+
+
 def test_policy_specs():
+    assert parse_policy("oracle").name == "oracle" and "oracle" in REFERENCE_POLICIES
+    assert "oracle" not in POLICIES  # never among the policies the broker is judged against
     assert parse_policy("broker:preference_step_s=0").overrides == {
         "ranking": {"preference_step_s": 0}
     }
@@ -298,16 +371,20 @@ def test_policy_specs():
 def test_simulate_command_prints_a_table_and_json_last(tmp_path, capsys):
     path = scenario_file(tmp_path)
     plots = tmp_path / "plots"
-    argv = ["simulate", str(path), "--policies", "tpv_default", "broker", "--plot", str(plots)]
-    assert main([*argv, "--workers", "1"]) == 0
+    argv = ["simulate", str(path), "--policies", "tpv_default", "broker", "oracle"]
+    assert main([*argv, "--plot", str(plots), "--workers", "1"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     data = json.loads(out[-1])
     small = data["scenarios"]["small"]
-    assert set(small) == {"tpv_default", "broker"}
+    assert set(small) == {"tpv_default", "broker", "oracle"}  # only policies under a scenario
     for v in small.values():
         assert {"mean_turnaround_s", "p95_turnaround_s", "failed_attempts", "bytes_km"} <= set(v)
         assert math.isfinite(v["mean_turnaround_s"])
+    bound = data[LOWER_BOUND_KEY]["small"]
+    assert 0 < bound <= min(v["mean_turnaround_s"] for v in small.values())
     assert any(line.startswith("tpv_default") for line in out)
+    assert any(line.startswith("lower bound") for line in out)
+    assert not any(line.startswith("oracle") and line.endswith("*") for line in out)
     assert sorted(p.name for p in plots.glob("*.png")) == [
         "small-data-moved.png",
         "small-queue-timeline.png",
@@ -324,7 +401,11 @@ def test_json_line_keeps_only_the_asked_keys_and_policies(small):
     runs = run_all_small(small)
     summary = aggregate(runs)
     line = json_line(summary, policies=("broker",))
+    assert list(line) == ["scenarios"]  # the lower bound only when asked for
     assert list(line["scenarios"]["small"]) == ["broker"]
+    bounds = lower_bounds(runs)
+    assert set(json_line(summary, bounds=bounds)) == {"scenarios", LOWER_BOUND_KEY}
+    assert "lower bound" in table(summary, bounds) and "lower bound" not in table(summary)
     assert set(line["scenarios"]["small"]["broker"]) == {
         "mean_turnaround_s",
         "p95_turnaround_s",
@@ -334,6 +415,4 @@ def test_json_line_keeps_only_the_asked_keys_and_policies(small):
 
 
 def run_all_small(sc):
-    from broker.sim.runner import run_seed
-
     return run_seed(sc, [parse_policy("tpv_default"), parse_policy("broker")], 0)
