@@ -100,7 +100,7 @@ def prepare(view: MetricsView, settings: Settings) -> Prepared:
     )
     destinations = {}
     for index, (dest_id, conf) in enumerate(settings.destinations.items()):
-        site = conf.site or dest_id
+        site = settings.site_of(dest_id)
         placed = conf.latitude is not None and conf.longitude is not None
         destinations[dest_id] = Destination(
             id=dest_id,
