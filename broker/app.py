@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from broker import __version__
 from broker.arbo.routes import router as arbo_router
-from broker.auth import TokenMiddleware
+from broker.auth import OPEN_PATHS, TokenMiddleware
 from broker.config import Settings
 from broker.errors import install_error_handlers
 from broker.metrics.cache import MetricsCache
@@ -169,9 +169,18 @@ def create_app(settings: Settings, cache: MetricsCache[Prepared] | None = None) 
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = get_openapi(
+            schema = get_openapi(
                 title=app.title, version=app.version, routes=[*app.routes, *_described.routes]
             )
+            if settings.auth.tokens:  # /docs then offers "Authorize" for the bearer token
+                schema.setdefault("components", {})["securitySchemes"] = {
+                    "bearer": {"type": "http", "scheme": "bearer"}
+                }
+                schema["security"] = [{"bearer": []}]
+                for path in OPEN_PATHS & schema["paths"].keys():
+                    for operation in schema["paths"][path].values():
+                        operation["security"] = []
+            app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = openapi

@@ -10,7 +10,9 @@ from __future__ import annotations
 import secrets
 
 from starlette.responses import JSONResponse
+from starlette.status import WS_1008_POLICY_VIOLATION
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 # Liveness for load balancers and systemd checks; the API description, which holds no data.
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
@@ -25,29 +27,36 @@ def bearer_token(scope: Scope) -> bytes:
     return b""
 
 
+def route_path(scope: Scope) -> str:
+    """The path the app routes on: without the proxy's `root_path` (as Starlette strips it)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root) and (len(path) == len(root) or path[len(root)] == "/"):
+        return path[len(root) :]
+    return path
+
+
 class TokenMiddleware:
     def __init__(self, app: ASGIApp, tokens: list[str]):
         self.app = app
         self.tokens = [t.encode() for t in tokens]
 
     def allowed(self, scope: Scope) -> bool:
-        path = scope["path"]
-        root = scope.get("root_path", "")
-        if root and path.startswith(root):
-            path = path[len(root) :]
-        if path in OPEN_PATHS:
+        if route_path(scope) in OPEN_PATHS:
             return True
         given = bearer_token(scope)
         # compare with every token, always: the time taken does not tell which one was close
-        return sum(secrets.compare_digest(given, t) for t in self.tokens) > 0
+        matches = sum(secrets.compare_digest(given, t) for t in self.tokens)
+        return matches > 0 and given != b""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.allowed(scope):
+        if scope["type"] not in ("http", "websocket") or self.allowed(scope):
             await self.app(scope, receive, send)
-            return
-        response = JSONResponse(
-            {"detail": "missing or invalid bearer token"},
-            status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-        await response(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await WebSocketClose(code=WS_1008_POLICY_VIOLATION)(scope, receive, send)
+        else:
+            response = JSONResponse(
+                {"detail": "missing or invalid bearer token"},
+                status_code=401,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)

@@ -114,9 +114,19 @@ class AuthSettings(_Section):
     @field_validator("tokens", mode="before")
     @classmethod
     def _split(cls, value: Any) -> Any:
+        # the environment's form: "tok1,tok2"; an empty string means no tokens
         if isinstance(value, str):
             return [t.strip() for t in value.split(",") if t.strip()]
         return value
+
+    @field_validator("tokens")
+    @classmethod
+    def _no_empty_token(cls, tokens: list[str]) -> list[str]:
+        tokens = [t.strip() for t in tokens]
+        if not all(tokens):
+            # a request without a token would match it: an unset variable must not open the API
+            raise ValueError("an empty token would let requests without a token in")
+        return tokens
 
 
 class ServerSettings(_Section):

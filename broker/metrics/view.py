@@ -128,7 +128,8 @@ class MetricsView:
     loaded_at_s: float = field(default_factory=time.time)
 
     def queue_row(self, destination_id: str) -> QueueCount | None:
-        """Jobs Galaxy has queued for a destination, as of the last gxadmin run, or None.
+        """Jobs Galaxy has queued for a destination, as of the last gxadmin run, or None (the
+        ranking also ignores a row older than `metrics.staleness_s`).
 
         gxadmin writes no row for a drained queue, and Telegraf stamps every line of one run
         with the same time, so a row older than the newest queue row of any destination is a
@@ -137,13 +138,6 @@ class MetricsView:
         if row is None or row.time_s < self.latest_queue_s - QUEUE_RUN_SLACK_S:
             return None
         return row
-
-    def queued_now(self, destination_id: str, staleness_s: float) -> float:
-        """`queue_row`'s count, 0 when there is none or it is older than `staleness_s`."""
-        row = self.queue_row(destination_id)
-        if row is None or self.now() - row.time_s > staleness_s:
-            return 0.0
-        return row.count
 
     def now(self) -> float:
         return self.frozen_now_s if self.frozen_now_s is not None else time.time()

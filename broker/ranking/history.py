@@ -126,7 +126,7 @@ class History:
         num: dict[str, float] = defaultdict(float)
         den: dict[str, float] = defaultdict(float)
         for (_, tool), r in self.runtimes.items():
-            if r.perc_95_run and r.median_run and r.perc_95_run > r.median_run and r.count > 1:
+            if r.perc_95_run and r.median_run and r.perc_95_run >= r.median_run and r.count > 1:
                 sigma = min(math.log(r.perc_95_run / r.median_run) / 1.645, MAX_RUN_SIGMA)
                 num[tool] += r.count * sigma
                 den[tool] += r.count

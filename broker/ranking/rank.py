@@ -302,7 +302,7 @@ def _explain_row(row: Scored, rank_: int, reason: str, ages: MetricAges) -> Dest
 _unknown_logged: set[str] = set()
 
 
-def _log_decision(request: RankRequest, scores: Scores, order: list[int], now: float) -> None:
+def _log_decision(request: RankRequest, scores: Scores, order: list[int]) -> None:
     """One line per decision; each unknown destination id once per process."""
     new_unknown = [c.id for c in scores.candidates if not c.known and c.id not in _unknown_logged]
     if new_unknown and len(_unknown_logged) < 10_000:
@@ -312,14 +312,14 @@ def _log_decision(request: RankRequest, scores: Scores, order: list[int], now: f
         )
     if not log.isEnabledFor(logging.INFO):
         return  # the arguments below cost more than the check
-    top = scores.row(order[0], now)
+    top, state = order[0], scores.waits.state
     log.info(
         "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
         request.job_info.tool_id,
         ",".join(scores.candidates[i].id for i in order),
-        top.id,
-        f"{top.expected:.0f}s" if top.state == "fresh" else top.state,
-        int((scores.waits.state == FRESH).sum()),
+        scores.candidates[top].id,
+        f"{scores.expected[top]:.0f}s" if state[top] == FRESH else STATE_NAMES[state[top]],
+        int((state == FRESH).sum()),
         len(order),
     )
 
@@ -338,7 +338,7 @@ def rank(
     now = view.now()
     scores = _score(settings, prepared, request, now, routed)
     order = scores.order()
-    _log_decision(request, scores, order, now)
+    _log_decision(request, scores, order)
     top = order[0]
     if routed is not None and scores.waits.state[top] == FRESH:
         job = request.job_info

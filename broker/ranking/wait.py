@@ -5,8 +5,8 @@ not start when one 1-core job ends). The pool drains its running work at
 `used cores / typical run time` cores per second (the same for memory); the job starts once the
 work queued ahead of it, plus itself, fits in what is free, and at least one machine has a hole
 of its size. Jobs the broker routed there since the last report count as already taken
-(`broker.ranking.routed`). The tool's historical queue time is only a fallback for a site with
-no live state: it was measured under another load.
+(`broker.ranking.routed`). The tool's historical queue time, measured under another load, is
+the wait at a site with no live state, and a lower bound for a job that has to queue.
 
 Every candidate of every job goes through this, so it is computed for all candidates at once:
 one row per candidate in a matrix of pool state (`POOL_COLUMNS`, built once per metrics refresh
@@ -59,27 +59,38 @@ _COL = {name: i for i, name in enumerate(POOL_COLUMNS)}
 FLIGHT_COLUMNS = ("jobs", "cores", "mem_mb", "gpus")
 
 
+# The columns read straight from the pool's `ClusterUsage` (same names).
+_FROM_USAGE = POOL_COLUMNS[: POOL_COLUMNS.index("jobs_idle") + 1]
+# Per resource: (total, free, largest free, then the derived hole, per-job and drain columns).
+_RESOURCES = (
+    ("cpus", "cpus_free", "largest_free_cpus", "hole_cpus", "cpus_per_job", "s_per_cpu"),
+    ("memory_mb", "memory_mb_free", "largest_free_memory_mb", "hole_memory_mb",
+     "memory_mb_per_job", "s_per_memory_mb"),
+    ("gpus", "gpus_free", "largest_free_gpus", "hole_gpus", "gpus_per_job", "s_per_gpu"),
+)  # fmt: skip
+
+
 def pool_row(
     usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount | None
 ) -> tuple[float, ...]:
     """One destination's row of the pool matrix. `queued` is None for a row that does not
     count (none, or older than the newest gxadmin run: a drained queue writes no row)."""
-    q, q_time = (queued.count, queued.time_s) if queued else (0.0, -math.inf)
-    if usage is None:
-        return (-math.inf,) + (0.0,) * 10 + (q, q_time, typical_run_s) + (0.0,) * 9
-    u = usage
-    running = max(u.jobs_running, 1.0)
-    used = (u.cpus - u.cpus_free, u.memory_mb - u.memory_mb_free, u.gpus - u.gpus_free)
-    return (
-        u.time_s, u.cpus, u.memory_mb, u.gpus, u.cpus_free, u.memory_mb_free, u.gpus_free,
-        u.largest_free_cpus, u.largest_free_memory_mb, u.largest_free_gpus, u.jobs_idle,
-        q, q_time, typical_run_s,
-        min(u.largest_free_cpus, u.cpus_free),
-        min(u.largest_free_memory_mb, u.memory_mb_free),
-        min(u.largest_free_gpus, u.gpus_free),
-        *(x / running for x in used),
-        *(typical_run_s / max(x, 1.0) for x in used),
-    )  # fmt: skip
+    row = dict.fromkeys(POOL_COLUMNS, 0.0)
+    row.update(
+        time_s=-math.inf,
+        queued=queued.count if queued else 0.0,
+        queued_time_s=queued.time_s if queued else -math.inf,
+        typical_run_s=typical_run_s,
+    )
+    if usage is not None:
+        row.update({name: getattr(usage, name) for name in _FROM_USAGE})
+        running = max(usage.jobs_running, 1.0)
+        for total, free, largest, hole, per_job, s_per_unit in _RESOURCES:
+            used = row[total] - row[free]
+            row[hole] = min(row[largest], row[free])
+            row[per_job] = used / running
+            row[s_per_unit] = typical_run_s / max(used, 1.0)
+    return tuple(row.values())
 
 
 def never_fits(cpus: float, memory_mb: float, gpus: float, job: JobInfo) -> str | None:

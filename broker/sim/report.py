@@ -103,7 +103,11 @@ def json_line(summary: dict, keys: tuple[str, ...] = JSON_KEYS, policies=None, b
         }
     }
     if bounds:
-        line[LOWER_BOUND_KEY] = {s: _round(bounds[s]) for s in summary if s in bounds}
+        line[LOWER_BOUND_KEY] = {
+            s: None if math.isnan(bounds[s]) else _round(bounds[s])  # NaN: no measured job
+            for s in summary
+            if s in bounds
+        }
     return line
 
 

@@ -7,7 +7,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from broker.app import create_app
-from broker.config import load_settings
+from broker.config import ConfigError, load_settings
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "requests"
 
@@ -130,6 +130,31 @@ def test_tokens_guard_everything_but_health(secured):
     assert secured.get("/destinations", headers=good).status_code == 200
     lower = {"authorization": "bearer tok1"}  # header and scheme names are case-insensitive
     assert secured.post("/process_data", json=body, headers=lower).status_code == 200
+
+
+def test_openapi_declares_the_bearer_token_when_tokens_are_set(secured, client):
+    schema = secured.get("/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    assert schema["security"] == [{"bearer": []}]
+    assert schema["paths"]["/health"]["get"]["security"] == []
+    assert "security" not in client.get("/openapi.json").json()  # no tokens: nothing to declare
+
+
+def test_behind_a_proxy_prefix_the_same_paths_are_open_and_guarded():
+    settings = load_settings(environ={"TPV_BROKER_AUTH__TOKENS": "tok1"})
+    with TestClient(create_app(settings), root_path="/broker") as c:
+        assert c.get("/broker/health").status_code == 200
+        assert c.get("/broker/destinations").status_code == 401
+        assert c.get("/brokerx/health").status_code != 200  # not the prefix: not open
+        good = {"Authorization": "Bearer tok1"}
+        assert c.get("/broker/destinations", headers=good).status_code == 200
+
+
+def test_an_empty_token_in_the_config_is_refused_not_an_open_door(tmp_path):
+    config = tmp_path / "broker.yml"
+    config.write_text('auth:\n  tokens: ["tok1", " "]\n')
+    with pytest.raises(ConfigError, match="empty token"):
+        load_settings(config, environ={})
 
 
 def test_explain_flag_is_read_like_any_boolean_query_parameter(client):

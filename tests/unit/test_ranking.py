@@ -312,9 +312,9 @@ def test_queue_row_older_than_the_last_gxadmin_run_is_a_drained_queue():
     )
     # a's queued row is from the previous run (60 s ago): the newest run had no row for it
     view = view_of(usage("a", **full), queued("a", 50, t=NOW - 60), running_b)
-    assert view.queued_now("a", 300) == 0
+    assert view.queue_row("a") is None
     same_run = view_of(usage("a", **full), queued("a", 50, t=NOW), running_b)
-    assert same_run.queued_now("a", 300) == 50
+    assert same_run.queue_row("a").count == 50
     req = request(ids=("a",))
     assert by_id(ranked(view, req))["a"].wait_s < by_id(ranked(same_run, req))["a"].wait_s
 
@@ -345,6 +345,24 @@ def test_routed_jobs_take_the_free_slot_until_the_site_reports_them():
     )
     assert ledger.in_flight("a", reported_at_s=NOW + 120, now_s=NOW + 120).jobs == 0
     assert rank(req, cfg, prepare(later, cfg)).sorted_destinations[0] == "a"
+
+
+def test_gpu_jobs_in_flight_do_not_take_the_slot_of_a_cpu_job():
+    from broker.ranking.routed import RoutedLedger
+
+    cfg = settings()
+    ledger = RoutedLedger(grace_s=60, horizon_s=300)
+    # 2 GPUs free at a; the broker has just sent 3 GPU jobs there (more than it has free)
+    for _ in range(3):
+        ledger.add("a", NOW, 0.0, cores=1, mem_mb=1024, gpus=1)
+    pool = usage("a", gpus=4, gpus_free=2, largest_gpus=2)
+    view = view_of(pool, runtime("a"))
+    cpu_job = request(ids=("a",), job_info={"tool_id": TOOL, "cores": 1, "mem": 1})
+    exp = by_id(rank(cpu_job, cfg, prepare(view, cfg), routed=ledger, explain=True))
+    assert exp["a"].terms["wait"].startswith("fits now")
+    gpu_job = request(ids=("a",), job_info={"tool_id": TOOL, "cores": 1, "gpus": 1})
+    exp = by_id(rank(gpu_job, cfg, prepare(view, cfg), routed=ledger, explain=True))
+    assert exp["a"].terms["wait"].startswith("no free slot")
 
 
 def test_wait_counts_cores_not_jobs():
