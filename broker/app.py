@@ -87,7 +87,7 @@ _flag = TypeAdapter(bool)
 
 def _query_flag(request: Request, name: str) -> bool:
     """A boolean query parameter, read as FastAPI would (`true`, `1`, `yes`, `on`, ...)."""
-    if not request.scope["query_string"]:
+    if not request.scope.get("query_string"):
         return False  # TPV sends none: skip parsing
     raw = request.query_params.get(name)
     if raw is None:
