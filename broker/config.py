@@ -202,20 +202,26 @@ def _resolve(path: Path | None, base: Path) -> Path | None:
     return (base / path).resolve()
 
 
+def read_yaml_mapping(path: Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """A YAML file holding a mapping (empty: {}); `error` names the file and what is wrong."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as exc:
+        raise error(f"cannot read {what} {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {path} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise error(f"{what} {path} must hold a mapping at the top level")
+    return raw
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
     """Read the YAML file, apply env overrides, validate; raise ConfigError naming the problem."""
     environ = os.environ if environ is None else environ
     chosen = Path(path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
-    try:
-        raw = yaml.safe_load(chosen.read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"cannot read config file {chosen}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {chosen} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config file {chosen} must hold a mapping at the top level")
+    raw = read_yaml_mapping(chosen, "config file", ConfigError)
     try:
         settings = Settings.model_validate(deep_merge(raw, _env_overrides(environ)))
     except ValidationError as exc:

@@ -59,7 +59,6 @@ class Prepared:
     bandwidth: Bandwidth
     destinations: dict[str, Destination]  # the configured ones
     pools: np.ndarray  # one `POOL_COLUMNS` row per configured destination
-    store_coords: dict[str, Coordinates]
 
     def destination(self, candidate: DestinationIn, settings: Settings) -> Destination:
         known = self.destinations.get(candidate.id)
@@ -117,7 +116,7 @@ def prepare(view: MetricsView, settings: Settings) -> Prepared:
     store_coords = {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()}
     placed = {d.id: (d.coords, d.local_stores) for d in destinations.values() if d.coords}
     bandwidth = Bandwidth(settings.ranking.bandwidth, placed, store_coords)
-    return Prepared(view, history, bandwidth, destinations, pools, store_coords)
+    return Prepared(view, history, bandwidth, destinations, pools)
 
 
 def destination_features(settings: Settings) -> dict[str, dict[str, str]]:
@@ -232,7 +231,7 @@ def _score(
     )
     inputs = Inputs.of(
         request.datasets,
-        prepared.store_coords,
+        prepared.bandwidth.stores,
         {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()},
     )
     transfers = Transfers.compute(prepared.bandwidth, candidates, inputs)
@@ -356,18 +355,29 @@ def rank(
         details.append(_explain_row(row, i, reason, ages))
         if row.state == "fresh":
             previous = row
+    if any_fresh:
+        summary = "ranked by expected time to a successful result"
+    else:
+        summary = "no current metrics for any candidate: TPV's order unchanged"
+    return _explained(ids, prepared, status, summary, details, degraded=not any_fresh)
+
+
+def _explained(
+    ids: list[str],
+    prepared: Prepared,
+    status: RefreshStatus | None,
+    summary: str,
+    details: list[DestinationExplanation],
+    degraded: bool = False,
+) -> RankResponse:
+    """The answer with its explanation; degraded too when the metric source is failing."""
     error = status.last_error if status else None
-    summary = (
-        "ranked by expected time to a successful result"
-        if any_fresh
-        else "no current metrics for any candidate: TPV's order unchanged"
-    )
     return RankResponse(
         sorted_destinations=ids,
         explanation=Explanation(
-            source=view.source,
+            source=prepared.view.source,
             source_error=error,
-            degraded=bool(error) or not any_fresh,
+            degraded=degraded or bool(error),
             summary=summary,
             destinations=details,
         ),
@@ -391,13 +401,5 @@ def rank_or_fallback(
         order = request.tpv_order()
         if not explain:
             return RankResponse(sorted_destinations=order)
-        return RankResponse(
-            sorted_destinations=order,
-            explanation=Explanation(
-                source=prepared.view.source,
-                source_error=status.last_error if status else None,
-                degraded=True,
-                summary="internal ranking error (see the broker log): TPV's order unchanged",
-                destinations=[],
-            ),
-        )
+        summary = "internal ranking error (see the broker log): TPV's order unchanged"
+        return _explained(order, prepared, status, summary, [], degraded=True)

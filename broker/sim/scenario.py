@@ -14,10 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from broker.config import deep_merge
+from broker.config import deep_merge, read_yaml_mapping
 
 
 class ScenarioError(Exception):
@@ -180,14 +179,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     path = path.resolve()
     if path in seen:
         raise ScenarioError(f"scenario {path}: `extends` loops back to itself")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario {path} is not valid YAML: {exc}") from exc
-    if not isinstance(raw, dict):
-        raise ScenarioError(f"scenario {path} must hold a mapping at the top level")
+    raw = read_yaml_mapping(path, "scenario", ScenarioError)
     parent = raw.pop("extends", None)
     if parent:
         base = _read(path.parent / parent, (*seen, path))
