@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
+# What a call to the broker may raise: unreachable, HTTP error, bad JSON either way, a missing
+# key in the answer. The workflow goes on with its default instead.
+_FAILURES = (OSError, ValueError, KeyError, TypeError)
 XCOM_KEY = "arbo"
 
 
@@ -106,7 +109,7 @@ class ArboClient:
                 predicted_interval=tuple(interval) if interval else None,
                 load=answer.get("load"),
             )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
+        except _FAILURES as exc:
             detail = _error_detail(exc)
             log.warning("ARBO broker unavailable (%s); using default s=%d", detail, default_s)
             return Parallelism(s=default_s, from_broker=False, reason=f"broker error: {detail}")
@@ -134,7 +137,7 @@ class ArboClient:
         try:
             self._post("/arbo/feedback", body)
             return True
-        except (OSError, ValueError) as exc:
+        except _FAILURES as exc:
             log.warning("ARBO feedback for %s not recorded: %s", task, _error_detail(exc))
             return False
 

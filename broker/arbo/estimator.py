@@ -148,7 +148,6 @@ class TaskModel:
 
     amdahl: AmdahlFit
     gp: GaussianProcessRegressor | None
-    load_fill: float
     n: int
     distinct_s: list[int]
     gp_calibration: float = 1.0
@@ -161,7 +160,7 @@ class TaskModel:
     ) -> Prediction:
         s = np.asarray(s, dtype=float)
         r = self.ratio(input_size)
-        load = self.load_fill if load is None else load
+        load = self.amdahl.load0 if load is None else load
         mu = self.amdahl.log_mean(s, r, load)
         param_var = self.amdahl.log_mean_var(s, r, load)
         dof = noise_dof(self.n)
@@ -208,13 +207,18 @@ def _white_level(gp: GaussianProcessRegressor) -> float:
     return float(kernel.k2.noise_level) if isinstance(kernel.k2, WhiteKernel) else 0.0
 
 
+def _ratios(runs: list[Run], x0: float) -> np.ndarray:
+    """Each run's input size relative to the reference size (1 when unknown)."""
+    return np.array([1.0 if r.input_size is None else r.input_size / x0 for r in runs])
+
+
 def fit_amdahl(runs: list[Run]) -> AmdahlFit:
     """Robust joint fit of Amdahl's law with start-up overhead and input-size scaling."""
     s = np.array([r.s for r in runs], dtype=float)
     t = np.array([r.seconds for r in runs], dtype=float)
     sizes = [r.input_size for r in runs if r.input_size is not None]
     x0 = float(np.exp(np.median(np.log(sizes)))) if sizes else 1.0
-    ratio = np.array([1.0 if r.input_size is None else r.input_size / x0 for r in runs])
+    ratio = _ratios(runs, x0)
     loads = [r.load for r in runs if r.load is not None]
     load0 = float(np.mean(loads)) if loads else 0.0
     dl = np.array([0.0 if r.load is None else r.load - load0 for r in runs])
@@ -281,22 +285,19 @@ def fit(runs: list[Run], gp_min_runs: int = 8) -> TaskModel | None:
     if not runs:
         return None
     amdahl = fit_amdahl(runs)
-    loads = [r.load for r in runs if r.load is not None]
-    load_fill = float(np.mean(loads)) if loads else 0.0
     distinct = sorted({r.s for r in runs})
     gp, calibration = None, 1.0
     if len(runs) >= gp_min_runs:
-        gp, calibration = _fit_gp(runs, amdahl, load_fill)
-    return TaskModel(amdahl, gp, load_fill, len(runs), distinct, calibration)
+        gp, calibration = _fit_gp(runs, amdahl)
+    return TaskModel(amdahl, gp, len(runs), distinct, calibration)
 
 
-def _fit_gp(
-    runs: list[Run], amdahl: AmdahlFit, load_fill: float
-) -> tuple[GaussianProcessRegressor, float]:
+def _fit_gp(runs: list[Run], amdahl: AmdahlFit) -> tuple[GaussianProcessRegressor, float]:
     """Residual GP and its variance calibration factor (>= 1, from leave-one-out residuals)."""
     s = np.array([r.s for r in runs], dtype=float)
-    ratio = np.array([1.0 if r.input_size is None else r.input_size / amdahl.x0 for r in runs])
-    load = np.array([load_fill if r.load is None else r.load for r in runs])
+    ratio = _ratios(runs, amdahl.x0)
+    # a run without a load reading is taken at the window's mean load
+    load = np.array([amdahl.load0 if r.load is None else r.load for r in runs])
     resid = np.log([r.seconds for r in runs]) - amdahl.log_mean(s, ratio, load)
     # Outliers (beyond 4 robust sd) would bend the GP; the Amdahl fit already ignored them.
     keep = np.abs(resid - np.median(resid)) <= 4 * max(amdahl.sigma, 0.02)

@@ -109,27 +109,19 @@ def decide(
         if goal.objective == "cheapest":
             # s x T(s) = c s + T1 ((1 - p) s + p) grows with s for every Amdahl law with a
             # start-up overhead: one worker is the cheapest whatever the task, no need to look.
-            return Decision(
-                s=1,
-                predicted_seconds=None,
-                predicted_interval=None,
-                predicted_cost=None,
-                reason=(
-                    "cold start: no successful run recorded yet, so no prediction; s=1, because "
-                    "the cost s x duration never falls with more workers under Amdahl's law"
-                ),
-                slo_met=None,
-                exploring=True,
+            s = 1
+            why = (
+                "s=1, because the cost s x duration never falls with more workers under "
+                "Amdahl's law"
             )
+        else:
+            s, why = default_s, f"using the default s={default_s} and learning from its feedback"
         return Decision(
-            s=default_s,
+            s=s,
             predicted_seconds=None,
             predicted_interval=None,
             predicted_cost=None,
-            reason=(
-                f"cold start: no successful run recorded yet, so no prediction; using the default "
-                f"s={default_s} and learning from its feedback"
-            ),
+            reason=f"cold start: no successful run recorded yet, so no prediction; {why}",
             slo_met=None,
             exploring=True,
         )

@@ -33,22 +33,27 @@ class ArboService:
         self.store = store or ArboStore(
             settings.database_url or default_url(state_dir), settings.retain_runs
         )
-        self._cache: OrderedDict[str, tuple[int | None, TaskModel | None, int]] = OrderedDict()
+        # task -> ((newest succeeded id, succeeded runs), model, runs in its window)
+        self._cache: OrderedDict[str, tuple[tuple, TaskModel | None, int]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def model(self, task: str) -> tuple[TaskModel | None, int]:
-        """The task's fitted model (None before any successful run) and its number of runs."""
-        _total, _ok, newest, _at = self.store.counts(task)
+    def model(
+        self, task: str, counts: tuple[int, int, int | None, float | None] | None = None
+    ) -> tuple[TaskModel | None, int]:
+        """The task's fitted model (None before any successful run) and its number of runs.
+        Refitted only when its succeeded runs changed (a new one, or old ones pruned)."""
+        _total, ok, newest, _at = counts or self.store.counts(task)
+        key = (newest, ok)
         with self._lock:
             hit = self._cache.get(task)
-            if hit is not None and hit[0] == newest:
+            if hit is not None and hit[0] == key:
                 self._cache.move_to_end(task)
                 return hit[1], hit[2]
         records = self.store.recent(task, self.settings.window)
         runs = [Run(r.s, r.seconds, r.input_size, r.load) for r in records]
         model = fit(runs, self.settings.gp_min_runs)
         with self._lock:
-            self._cache[task] = (newest, model, len(runs))
+            self._cache[task] = (key, model, len(runs))
             self._cache.move_to_end(task)
             while len(self._cache) > CACHE_SIZE:
                 self._cache.popitem(last=False)
@@ -90,8 +95,9 @@ class ArboService:
         return FeedbackResponse(task=req.task, run_id=run_id, runs=total, succeeded_runs=ok)
 
     def task_info(self, task: str) -> TaskInfo:
-        total, ok, _newest, at = self.store.counts(task)
-        model, n = self.model(task)
+        counts = self.store.counts(task)
+        total, ok, _newest, at = counts
+        model, n = self.model(task, counts)
         return TaskInfo(
             task=task,
             runs=total,

@@ -138,11 +138,13 @@ class ArboStore:
         return [RunRecord(**row._mapping) for row in reversed(rows)]
 
     def counts(self, task: str) -> tuple[int, int, int | None, float | None]:
-        """(runs, succeeded runs, newest id, newest time) of a task."""
+        """(runs, succeeded runs, newest succeeded id, newest time) of a task. Only succeeded
+        runs are fitted: a failure does not make the model stale."""
+        succeeded = runs_table.c.succeeded.is_(True)
         query = select(
             func.count(),
-            func.count().filter(runs_table.c.succeeded.is_(True)),
-            func.max(runs_table.c.id),
+            func.count().filter(succeeded),
+            func.max(runs_table.c.id).filter(succeeded),
             func.max(runs_table.c.created_at),
         ).where(runs_table.c.task == task)
         with self.engine.connect() as conn:

@@ -191,3 +191,15 @@ def test_model_cache_refits_after_new_feedback(client):
     second = client.get("/arbo/tasks/m").json()["model"]
     assert first["runs_fitted"] == 2 and second["runs_fitted"] == 3
     assert math.isfinite(second["p"])
+
+
+def test_a_failed_run_does_not_refit_the_model(client):
+    for s in (2, 8):
+        client.post("/arbo/feedback", json={"task": "f", "s": s, "seconds": duration(s)})
+    service = client.app.state.arbo
+    fitted, _ = service.model("f")
+    body = {"task": "f", "s": 4, "seconds": 5.0, "succeeded": False}
+    assert client.post("/arbo/feedback", json=body).status_code == 200
+    assert service.model("f")[0] is fitted  # the same succeeded runs: the cached fit
+    client.post("/arbo/feedback", json={"task": "f", "s": 16, "seconds": duration(16)})
+    assert service.model("f")[0] is not fitted

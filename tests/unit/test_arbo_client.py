@@ -149,3 +149,10 @@ def test_callback_reports_failure_and_never_raises(broker_url, caplog):
         down.success_callback("align", "align")({"dag_run": DagRun(tis)})
         down.success_callback("align", "align")({})  # malformed context: logged, not raised
     assert len(caplog.records) == 2
+
+
+def test_feedback_that_cannot_be_sent_is_a_warning_not_an_exception(caplog):
+    client = ArboClient(f"http://127.0.0.1:{free_port()}", timeout=1)
+    unserialisable = object()  # e.g. a value the workflow computed of a type JSON cannot carry
+    assert client.feedback("align", 4, seconds=unserialisable) is False
+    assert "not recorded" in caplog.text
