@@ -47,13 +47,11 @@ def drain(
     out: TextIO,
     max_messages: int,
     deadline: float,
-    ready: int | None = None,
+    ready: int,
 ) -> tuple[int, int]:
-    """Consume from `queue` until it is empty, `max_messages` were handled or `deadline`
-    (time.monotonic) passes. Returns (lines printed, messages dead-lettered).
-
-    `ready` (messages counted when the queue was declared) lets the loop stop as soon as those
-    are handled instead of waiting out an idle timeout: an exec run should be quick."""
+    """Consume from `queue` until the `ready` messages counted when it was declared,
+    `max_messages` of them, were handled or `deadline` (time.monotonic) passes: an exec run
+    ends on the count, not on an idle timeout. Returns (lines printed, dead-lettered)."""
     printed = rejected = 0
     pending: list[str] = []
     last_tag: int | None = None
@@ -75,10 +73,9 @@ def drain(
 
     channel.basic_qos(prefetch_count=min(PREFETCH, max_messages))
     handled = 0
-    limit = max_messages if ready is None else min(max_messages, ready)
-    # With a known count the loop ends on the count; the idle timeout only ends a run whose
-    # messages another consumer took meanwhile.
-    idle = max(0.05, min(1.0 if ready is not None else 0.25, deadline - time.monotonic()))
+    limit = min(max_messages, ready)
+    # The idle timeout only ends a run whose messages another consumer took meanwhile.
+    idle = max(0.05, min(1.0, deadline - time.monotonic()))
     try:
         for method, _properties, body in channel.consume(queue, inactivity_timeout=idle):
             if method is None:  # nothing arrived within `idle`: the queue is drained
@@ -178,7 +175,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
         settings = load_settings(args.config, overrides=overrides)
         printed, rejected = consume(settings, out or sys.stdout)
         if rejected:
-            _log(f"{printed} printed, {rejected} dead-lettered to {settings.queue}.dead")
+            from collectors.amqp import dead_letter_names  # pika only when consuming
+
+            dead = dead_letter_names(settings.queue)[1]
+            _log(f"{printed} printed, {rejected} dead-lettered to {dead}")
         return EXIT_OK
 
     return run_cli("amqp_consumer", run)

@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
-from collectors.schema import ClusterState, MessageError, parse_message, validate_site
+from collectors.schema import SLOT_KEYS, ClusterState, MessageError, parse_message, validate_site
 from collectors.settings import Settings, load_settings
 
 STARTD_PROJECTION = [
@@ -84,9 +84,7 @@ def _number(ad: Any, key: str) -> float:
 
 def aggregate(startd_ads: Iterable[Any], job_ads: Iterable[Any]) -> tuple[dict, dict]:
     """(totals, largest_free_slot) from startd and job ClassAds."""
-    totals = dict.fromkeys(
-        ("cpus", "cpus_free", "memory_mb", "memory_mb_free", "gpus", "gpus_free"), 0.0
-    )
+    totals = dict.fromkeys((k for key in SLOT_KEYS for k in (key, f"{key}_free")), 0.0)
     largest = (0.0, 0.0, 0.0)
     seen: set[str] = set()
     for ad in startd_ads:
@@ -107,13 +105,11 @@ def aggregate(startd_ads: Iterable[Any], job_ads: Iterable[Any]) -> tuple[dict, 
             )
         else:
             whole = free
-        totals["cpus"] += whole[0]
-        totals["memory_mb"] += whole[1]
-        totals["gpus"] += whole[2]
+        for key, amount in zip(SLOT_KEYS, whole, strict=True):
+            totals[key] += amount
         if unclaimed and free[0] > 0:
-            totals["cpus_free"] += free[0]
-            totals["memory_mb_free"] += free[1]
-            totals["gpus_free"] += free[2]
+            for key, amount in zip(SLOT_KEYS, free, strict=True):
+                totals[f"{key}_free"] += amount
             largest = max(largest, free)
     jobs = dict.fromkeys(JOB_STATUS.values(), 0)
     for ad in job_ads:
@@ -121,7 +117,7 @@ def aggregate(startd_ads: Iterable[Any], job_ads: Iterable[Any]) -> tuple[dict, 
         if key:
             jobs[key] += 1
     out = {k: int(round(v)) for k, v in totals.items()} | jobs
-    slot = {"cpus": int(largest[0]), "memory_mb": int(largest[1]), "gpus": int(largest[2])}
+    slot = {key: int(amount) for key, amount in zip(SLOT_KEYS, largest, strict=True)}
     return out, slot
 
 

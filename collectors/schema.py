@@ -76,9 +76,8 @@ class ClusterState:
         """The line the consumer prints; timestamped with `collected_at`, not with arrival time,
         so a message delayed by a RabbitMQ or consumer outage still lands at the right time."""
         fields: dict[str, int] = dict(self.totals)
-        fields["largest_free_cpus"] = self.largest_free_slot["cpus"]
-        fields["largest_free_memory_mb"] = self.largest_free_slot["memory_mb"]
-        fields["largest_free_gpus"] = self.largest_free_slot["gpus"]
+        for key in SLOT_KEYS:
+            fields[f"largest_free_{key}"] = self.largest_free_slot[key]
         return format_point(
             MEASUREMENT, {"site": self.site}, fields, time_ns=round(self.collected_at * 1e9)
         )
@@ -157,7 +156,7 @@ def parse_message(body: bytes | str, now: float | None = None) -> ClusterState:
             raise MessageError(f"missing field 'largest_free_slot.{key}'")
         slot[key] = _count("largest_free_slot", key, raw_slot[key], _limit(key))
 
-    for key in ("cpus", "memory_mb", "gpus"):
+    for key in SLOT_KEYS:
         if totals[f"{key}_free"] > totals[key]:
             raise MessageError(f"totals.{key}_free ({totals[key + '_free']}) > totals.{key}")
         if slot[key] > totals[f"{key}_free"]:

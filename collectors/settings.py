@@ -54,28 +54,27 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-_INT = {"max_messages", "window_days"}
-_FLOAT = {"timeout_s", "max_seconds"}
+# The numeric settings and their type, read off the dataclass (annotations are strings here).
+_NUMBERS = {
+    f.name: {"int": int, "float": float}[f.type]
+    for f in fields(Settings)
+    if f.type in ("int", "float")
+}
 
 
 def _coerce(key: str, value: Any, origin: str) -> Any:
-    try:
-        if key in _INT:
+    kind = _NUMBERS.get(key)
+    if kind is not None:
+        try:
             if isinstance(value, bool):
                 raise ValueError
-            out: Any = int(value)
-            if out <= 0:
+            out = kind(value)
+            if not out > 0:  # also refuses NaN
                 raise ValueError
             return out
-        if key in _FLOAT:
-            if isinstance(value, bool):
-                raise ValueError
-            out = float(value)
-            if not out > 0:
-                raise ValueError
-            return out
-    except (TypeError, ValueError):
-        raise CollectorError(f"{origin}: {key} must be a positive number", EXIT_CONFIG) from None
+        except (TypeError, ValueError):
+            message = f"{origin}: {key} must be a positive number"
+            raise CollectorError(message, EXIT_CONFIG) from None
     if value is not None and not isinstance(value, str):
         raise CollectorError(f"{origin}: {key} must be a string", EXIT_CONFIG)
     return value
