@@ -17,13 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
 import yaml
 
 from broker.config import DEFAULT_CONFIG, load_settings
+from broker.demo import ServerError, serving
 
 DURATION_S = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
@@ -114,23 +114,15 @@ def main() -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="tpv-broker-bench-"))
     config, body = write_config(workdir)
-    with httpx.Client() as probe:
-        port = 18000 + random.Random().randint(0, 999)
-        env = {**os.environ, "TPV_BROKER_CONFIG": str(config)}
-        server = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", "benchmarks.latency:make_app",
-             "--port", str(port), "--log-level", "warning", "--no-access-log"],
-            env=env,
-        )  # fmt: skip
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    probe.get(f"{base}/health", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            answer = probe.post(f"{base}/process_data", json=body, timeout=5).json()
+    env = {**os.environ, "TPV_BROKER_CONFIG": str(config)}
+
+    def command(port: int) -> list[str]:
+        return ["uvicorn", "--factory", "benchmarks.latency:make_app", "--port", str(port),
+                "--log-level", "warning", "--no-access-log"]  # fmt: skip
+
+    try:
+        with serving(command, env) as (base, _health):
+            answer = httpx.post(f"{base}/process_data", json=body, timeout=5).json()
             ids = sorted(d["id"] for d in body["destinations"])
             assert sorted(answer["sorted_destinations"]) == ids, (
                 "broker answer is not a permutation"
@@ -139,9 +131,9 @@ def main() -> int:
             for name, path in (("ceiling", "/trivial"), ("broker", "/process_data")):
                 run_wrk(f"{base}{path}", body, workdir)  # warm-up, discarded
                 results[name] = run_wrk(f"{base}{path}", body, workdir)
-        finally:
-            server.terminate()
-            server.wait(timeout=10)
+    except ServerError as exc:
+        print(f"benchmark: the broker did not start:\n{exc}", file=sys.stderr)
+        return 1
     results = {"broker": results["broker"], "ceiling": results["ceiling"]}
     results["throughput_ratio"] = round(results["broker"]["rps"] / results["ceiling"]["rps"], 3)
     print(f"{DESTINATIONS} destinations, {DATASETS} datasets, {CONNECTIONS} connections, "

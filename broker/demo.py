@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -69,11 +71,19 @@ def table(name: str, request: dict, answer: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+class ServerError(RuntimeError):
+    """The server died or did not answer /health in time; the message holds its stderr."""
+
+
+@contextmanager
+def serving(
+    command: Callable[[int], list[str]], env: dict[str, str], timeout_s: float = 30
+) -> Iterator[tuple[str, dict]]:
+    """Run `command(port)` (a Python module's argv) on a free loopback port until the block
+    ends; yields its base URL and its first /health answer."""
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TPV_BROKER_")}
     server = subprocess.Popen(
-        [sys.executable, "-m", "broker.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", *command(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -81,31 +91,42 @@ def main() -> int:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
                 health = httpx.get(f"{base}/health", timeout=1).json()
                 break
             except httpx.HTTPError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    print(
-                        "demo: the broker did not start:\n" + server.stderr.read(), file=sys.stderr
-                    )
-                    return 1
+                    server.terminate()
+                    raise ServerError(server.communicate(timeout=10)[1]) from None
                 time.sleep(0.2)
-        metrics = health["metrics"]
-        print(f"broker up on {base} ({metrics['source']}, {metrics['sites']} sites)\n")
-        for path in sorted(EXAMPLES.glob("*.json")):
-            request = json.loads(path.read_text())
-            r = httpx.post(
-                f"{base}/process_data", params={"explain": "true"}, json=request, timeout=10
-            )
-            r.raise_for_status()
-            print(table(path.stem, request, r.json()) + "\n")
-        return 0
+        yield base, health
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def main() -> int:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPV_BROKER_")}
+    try:
+        with serving(lambda port: ["broker.cli", "serve", "--port", str(port)], env) as (
+            base,
+            health,
+        ):
+            metrics = health["metrics"]
+            print(f"broker up on {base} ({metrics['source']}, {metrics['sites']} sites)\n")
+            for path in sorted(EXAMPLES.glob("*.json")):
+                request = json.loads(path.read_text())
+                r = httpx.post(
+                    f"{base}/process_data", params={"explain": "true"}, json=request, timeout=10
+                )
+                r.raise_for_status()
+                print(table(path.stem, request, r.json()) + "\n")
+        return 0
+    except ServerError as exc:
+        print(f"demo: the broker did not start:\n{exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

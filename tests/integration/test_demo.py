@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -28,3 +30,15 @@ def test_demo_prints_a_table_per_example_request():
     bwa = out.split("bwa-mem-data-in-bari:")[1].split("\n\n")[0]
     assert re.search(r"pulsar_it_bari\s+fresh\s+[01] s", bwa), bwa
     assert re.search(r"pulsar_be_ghent\s+fresh\s+\d{3} s", bwa), bwa
+
+
+def test_a_server_that_dies_is_reported_with_its_error_not_waited_for():
+    from broker.demo import ServerError, serving
+
+    env = {"PATH": "/usr/bin:/bin", "TPV_BROKER_METRICS__SOURCE": "bogus"}
+    command = ["broker.cli", "serve", "--port"]
+    with (
+        pytest.raises(ServerError, match="metrics.source"),
+        serving(lambda port: [*command, str(port)], env),
+    ):
+        pass
