@@ -16,8 +16,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import numpy as np
-
 from broker.config import RankingSettings
 from broker.metrics.view import MetricsView, Outcomes, RunStats
 from broker.success.model import SuccessModel
@@ -59,9 +57,9 @@ class ToolAt(NamedTuple):
 
 class ToolTerms(NamedTuple):
     at: list[ToolAt]
-    run_s: np.ndarray
-    success: np.ndarray
-    queue_s: np.ndarray  # NaN: too few runs
+    run_s: list[float]
+    success: list[float]
+    queue_s: list[float]  # NaN: too few runs
 
 
 _TERMS_MAX = 4096
@@ -261,7 +259,7 @@ class History:
         return found
 
     def terms(self, tool: str | None, dests: tuple[str, ...]) -> ToolTerms:
-        """`at` for each destination, as arrays. Memoised per candidate list: the jobs of a
+        """`at` for each destination, as lists. Memoised per candidate list: the jobs of a
         tool mostly come with the same candidates, and the list changes only with TPV's
         config (bounded all the same: a new view starts a new History)."""
         key = (tool, dests)
@@ -270,9 +268,9 @@ class History:
             at = [self.at(tool, d) for d in dests]
             found = ToolTerms(
                 at,
-                np.array([a.run.value for a in at]),
-                np.array([a.success.value for a in at]),
-                np.array([math.nan if a.queue_s is None else a.queue_s for a in at]),
+                [a.run.value for a in at],
+                [a.success.value for a in at],
+                [math.nan if a.queue_s is None else a.queue_s for a in at],
             )
             if len(self._lists) < _TERMS_MAX:
                 self._lists[key] = found

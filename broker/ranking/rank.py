@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Collection
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -25,13 +25,14 @@ from broker.ranking.models import (
     DestinationExplanation,
     DestinationIn,
     Explanation,
+    JobInfo,
     MetricAges,
     RankRequest,
     RankResponse,
 )
-from broker.ranking.routed import RoutedLedger
+from broker.ranking.routed import NOTHING, InFlight, RoutedLedger
 from broker.ranking.transfer import Bandwidth, Coordinates, Inputs, Transfer, Transfers
-from broker.ranking.wait import FRESH, POOL_COLUMNS, STATE_NAMES, Waits, pool_row
+from broker.ranking.wait import FRESH, STATE_NAMES, Pool, Wait, note, pool_of, waits
 
 log = logging.getLogger(__name__)
 
@@ -45,20 +46,56 @@ class Destination:
     known: bool  # in the broker config
     coords: Coordinates | None  # the config's, else the request's
     local_stores: Collection[str]
-    pool: tuple[float, ...]  # its row of the pool matrix (`wait.POOL_COLUMNS`)
-    index: int  # that row's index in `Prepared.pools`; -1 when not configured
+    pool: Pool
+
+
+@dataclass(frozen=True)
+class Slate:
+    """A request's candidates in TPV's order, resolved against the config and the view."""
+
+    candidates: list[Destination]
+    ids: tuple[str, ...]
+    pools: list[Pool]
+    bandwidth_rows: tuple[np.ndarray, np.ndarray]  # `Bandwidth.rows`
+    all_known: bool
+
+
+_SLATES_MAX = 4096
 
 
 @dataclass(frozen=True)
 class Prepared:
     """A metrics view with what the ranking derives from it once per refresh, so that a
-    request only looks things up and does arithmetic on arrays."""
+    request only looks things up and does arithmetic."""
 
     view: MetricsView
     history: History
     bandwidth: Bandwidth
     destinations: dict[str, Destination]  # the configured ones
-    pools: np.ndarray  # one `POOL_COLUMNS` row per configured destination
+    _slates: dict[tuple[str, ...], Slate] = field(default_factory=dict, repr=False)
+
+    def slate(self, request: RankRequest, settings: Settings) -> Slate:
+        """The request's candidates. TPV's rules send the same few candidate lists with every
+        job, so a list resolved from the config alone is kept for the next request (bounded;
+        a new view starts empty); one placed by the request's own coordinates is not."""
+        order = request.tpv_order()
+        ids = tuple(order)
+        found = self._slates.get(ids)
+        if found is not None:
+            return found
+        by_id = {d.id: d for d in request.destinations}
+        candidates = [self.destination(by_id[i], settings) for i in order]
+        found = Slate(
+            candidates,
+            ids,
+            [c.pool for c in candidates],
+            self.bandwidth.rows(candidates),
+            all(c.known for c in candidates),
+        )
+        from_config = all(c.known and c.id in self.bandwidth.row for c in candidates)
+        if from_config and len(self._slates) < _SLATES_MAX:
+            self._slates[ids] = found
+        return found
 
     def destination(self, candidate: DestinationIn, settings: Settings) -> Destination:
         known = self.destinations.get(candidate.id)
@@ -73,15 +110,12 @@ class Prepared:
             known=False,
             coords=candidate.coordinates(),
             local_stores=(),
-            pool=_pool_row(self.view, self.history, candidate.id, candidate.id, settings),
-            index=-1,
+            pool=_pool(self.view, self.history, candidate.id, candidate.id, settings),
         )
 
 
-def _pool_row(
-    view: MetricsView, history: History, dest_id: str, site: str, settings: Settings
-) -> tuple[float, ...]:
-    return pool_row(
+def _pool(view: MetricsView, history: History, dest_id: str, site: str, settings: Settings) -> Pool:
+    return pool_of(
         view.cluster.get(site),
         history.typical_run.get(dest_id, settings.ranking.default_run_s),
         view.queue_row(dest_id),
@@ -98,7 +132,7 @@ def prepare(view: MetricsView, settings: Settings) -> Prepared:
         features=destination_features(settings),
     )
     destinations = {}
-    for index, (dest_id, conf) in enumerate(settings.destinations.items()):
+    for dest_id, conf in settings.destinations.items():
         site = settings.site_of(dest_id)
         placed = conf.latitude is not None and conf.longitude is not None
         destinations[dest_id] = Destination(
@@ -107,16 +141,12 @@ def prepare(view: MetricsView, settings: Settings) -> Prepared:
             known=True,
             coords=(conf.latitude, conf.longitude) if placed else None,
             local_stores=frozenset(conf.objectstores),
-            pool=_pool_row(view, history, dest_id, site, settings),
-            index=index,
+            pool=_pool(view, history, dest_id, site, settings),
         )
-    pools = np.array([d.pool for d in destinations.values()]).reshape(
-        len(destinations), len(POOL_COLUMNS)
-    )
     store_coords = {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()}
     placed = {d.id: (d.coords, d.local_stores) for d in destinations.values() if d.coords}
     bandwidth = Bandwidth(settings.ranking.bandwidth, placed, store_coords)
-    return Prepared(view, history, bandwidth, destinations, pools)
+    return Prepared(view, history, bandwidth, destinations)
 
 
 def destination_features(settings: Settings) -> dict[str, dict[str, str]]:
@@ -166,36 +196,41 @@ class Scored:
 
 @dataclass
 class Scores:
-    """Every candidate's terms as arrays, in TPV's order."""
+    """Every candidate's terms, in TPV's order."""
 
-    candidates: list[Destination]
+    settings: Settings
+    slate: Slate
+    job: JobInfo
     transfers: Transfers
-    waits: Waits
+    waits: list[Wait]
+    flight: list[InFlight] | None
     estimates: list[ToolAt]
-    penalty: np.ndarray
-    expected: np.ndarray
+    expected: list[float]
 
     def order(self) -> list[int]:
         """Fresh by E (ties: TPV's order), then stale, then cannot-fit, each in TPV's order."""
-        state = self.waits.state
-        key = np.where(state == FRESH, self.expected, 0.0)
-        return np.lexsort((np.arange(len(state)), key, state)).tolist()
+        keys = [
+            (w.state, e if w.state == FRESH else 0.0)
+            for w, e in zip(self.waits, self.expected, strict=True)
+        ]
+        return sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep TPV's order
 
     def row(self, i: int, now: float) -> Scored:
-        c, est = self.candidates[i], self.estimates[i]
-        reported = c.pool[0]
+        c, est, w = self.slate.candidates[i], self.estimates[i], self.waits[i]
+        reported = c.pool.time_s
+        sent = self.flight[i] if self.flight else NOTHING
         return Scored(
             id=c.id,
             position=i,
             site=c.site,
-            state=STATE_NAMES[int(self.waits.state[i])],
+            state=STATE_NAMES[w.state],
             transfer=self.transfers.of(i),
-            wait_s=float(self.waits.seconds[i]),
-            wait_note=self.waits.note(i),
+            wait_s=w.seconds,
+            wait_note=note(w, c.pool, self.job, sent, self.settings.ranking),
             run=est.run,
             success=est.success,
-            penalty=float(self.penalty[i]),
-            expected=float(self.expected[i]),
+            penalty=i * self.settings.ranking.preference_step_s,
+            expected=self.expected[i],
             cluster_age=None if reported == -math.inf else now - reported,
         )
 
@@ -207,23 +242,18 @@ def _score(
     now: float,
     routed: RoutedLedger | None,
 ) -> Scores:
-    by_id = {d.id: d for d in request.destinations}
-    candidates = [prepared.destination(by_id[i], settings) for i in request.tpv_order()]
-    rows = [c.index for c in candidates]
-    if -1 in rows:
-        pools = np.array([c.pool for c in candidates])
-    else:
-        pools = prepared.pools.take(rows, axis=0)
-    terms = prepared.history.terms(request.job_info.tool_id, tuple(c.id for c in candidates))
+    slate = prepared.slate(request, settings)
+    job = request.job_info
+    terms = prepared.history.terms(job.tool_id, slate.ids)
     flight = None
     if routed is not None:
-        sent = [routed.in_flight(c.site, c.pool[0], now) for c in candidates]
+        sent = [routed.in_flight(c.site, c.pool.time_s, now) for c in slate.candidates]
         if any(f.jobs for f in sent):
-            flight = np.array([(f.jobs, f.cores, f.mem_mb, f.gpus) for f in sent])
-    waits = Waits.compute(
+            flight = sent
+    wait = waits(
         settings.ranking,
-        pools,
-        request.job_info,
+        slate.pools,
+        job,
         now,
         settings.metrics.staleness_s,
         terms.queue_s,
@@ -234,10 +264,17 @@ def _score(
         prepared.bandwidth.stores,
         {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()},
     )
-    transfers = Transfers.compute(prepared.bandwidth, candidates, inputs)
-    penalty = np.arange(len(candidates)) * settings.ranking.preference_step_s
-    expected = (transfers.seconds + waits.seconds + terms.run_s) / terms.success + penalty
-    return Scores(candidates, transfers, waits, terms.at, penalty, expected)
+    transfers = Transfers.compute(
+        prepared.bandwidth, slate.candidates, inputs, slate.bandwidth_rows
+    )
+    step = settings.ranking.preference_step_s
+    expected = [
+        (t + w.seconds + r) / p + i * step
+        for i, (t, w, r, p) in enumerate(
+            zip(transfers.seconds, wait, terms.run_s, terms.success, strict=True)
+        )
+    ]
+    return Scores(settings, slate, job, transfers, wait, flight, terms.at, expected)
 
 
 def _reason(row: Scored, previous: Scored | None, any_fresh: bool, staleness: float) -> str:
@@ -303,7 +340,12 @@ _unknown_logged: set[str] = set()
 
 def _log_decision(request: RankRequest, scores: Scores, order: list[int]) -> None:
     """One line per decision; each unknown destination id once per process."""
-    new_unknown = [c.id for c in scores.candidates if not c.known and c.id not in _unknown_logged]
+    candidates = scores.slate.candidates
+    new_unknown = (
+        []
+        if scores.slate.all_known
+        else [c.id for c in candidates if not c.known and c.id not in _unknown_logged]
+    )
     if new_unknown and len(_unknown_logged) < 10_000:
         _unknown_logged.update(new_unknown)
         log.warning(
@@ -311,14 +353,15 @@ def _log_decision(request: RankRequest, scores: Scores, order: list[int]) -> Non
         )
     if not log.isEnabledFor(logging.INFO):
         return  # the arguments below cost more than the check
-    top, state = order[0], scores.waits.state
+    top = order[0]
+    state = scores.waits[top].state
     log.info(
         "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
         request.job_info.tool_id,
-        ",".join(scores.candidates[i].id for i in order),
-        scores.candidates[top].id,
-        f"{scores.expected[top]:.0f}s" if state[top] == FRESH else STATE_NAMES[state[top]],
-        int((state == FRESH).sum()),
+        ",".join(candidates[i].id for i in order),
+        candidates[top].id,
+        f"{scores.expected[top]:.0f}s" if state == FRESH else STATE_NAMES[state],
+        sum(w.state == FRESH for w in scores.waits),
         len(order),
     )
 
@@ -339,14 +382,15 @@ def rank(
     order = scores.order()
     _log_decision(request, scores, order)
     top = order[0]
-    if routed is not None and scores.waits.state[top] == FRESH:
+    candidates = scores.slate.candidates
+    if routed is not None and scores.waits[top].state == FRESH:
         job = request.job_info
-        staging = float(scores.transfers.seconds[top])
-        routed.add(scores.candidates[top].site, now, staging, job.cores, job.mem_mb, job.gpus)
-    ids = [scores.candidates[i].id for i in order]
+        staging = scores.transfers.seconds[top]
+        routed.add(candidates[top].site, now, staging, job.cores, job.mem_mb, job.gpus)
+    ids = [candidates[i].id for i in order]
     if not explain:
         return RankResponse(sorted_destinations=ids)
-    any_fresh = bool((scores.waits.state == FRESH).any())
+    any_fresh = any(w.state == FRESH for w in scores.waits)
     details, previous = [], None
     for i, index in enumerate(order, start=1):
         row = scores.row(index, now)

@@ -83,6 +83,25 @@ class Bandwidth:
         ]
         return [p for p, _ in pairs], [g for _, g in pairs]
 
+    def rows(self, candidates: Sequence[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+        """Seconds per byte from each configured store to each candidate (its row of the
+        matrix when the config places it, else computed now), and which of those distances
+        were assumed for lack of coordinates."""
+        index = [self.row.get(c.id, -1) for c in candidates]
+        shape = (len(candidates), len(self.stores))
+        if -1 not in index:
+            return self.matrix.take(index, axis=0), np.zeros(shape, dtype=bool)
+        lines, guesses = [], []
+        for r, c in zip(index, candidates, strict=True):
+            line, guessed = (
+                (self.matrix[r], [False] * shape[1])
+                if r >= 0
+                else self.row_for(c.id, c.coords, c.local_stores)
+            )
+            lines.append(line)
+            guesses.append(guessed)
+        return np.array(lines).reshape(shape), np.array(guesses, dtype=bool).reshape(shape)
+
 
 @dataclass(slots=True)
 class Transfer:
@@ -146,59 +165,57 @@ class Candidate(Protocol):
 
 @dataclass
 class Transfers:
-    """Each candidate's staging time (`seconds`), and what its explanation says."""
+    """Each candidate's staging time (`seconds`); what its explanation says is worked out only
+    when asked (`of`)."""
 
-    seconds: np.ndarray
-    moved_bytes: np.ndarray
-    assumed_stores: np.ndarray
+    seconds: list[float]
+    bandwidth: Bandwidth
+    candidates: Sequence[Candidate]
     inputs: Inputs
-    assumed_km: float
+    sizes: np.ndarray  # bytes in each configured store
+    per_byte: np.ndarray  # `Bandwidth.rows`
+    guessed: np.ndarray
+    elsewhere: list[tuple[str, float, Coordinates | None]]  # inputs in stores not configured
 
     @classmethod
     def compute(
-        cls, bandwidth: Bandwidth, candidates: Sequence[Candidate], inputs: Inputs
+        cls,
+        bandwidth: Bandwidth,
+        candidates: Sequence[Candidate],
+        inputs: Inputs,
+        rows: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> Transfers:
-        n = len(candidates)
+        """`rows`: `bandwidth.rows(candidates)`, when the caller has it already."""
+        per_byte, guessed = rows if rows is not None else bandwidth.rows(candidates)
         sizes = np.zeros(len(bandwidth.column))
-        elsewhere = []  # inputs in stores the config does not know
+        elsewhere = []
         for store, size, store_at in inputs.by_store:
             j = bandwidth.column.get(store)
             if j is None:
                 elsewhere.append((store, size, store_at))
             else:
                 sizes[j] = size
-        rows = [bandwidth.row.get(c.id, -1) for c in candidates]
-        assumed = np.zeros(n)
-        if -1 not in rows:
-            per_byte = bandwidth.matrix.take(rows, axis=0)
-        else:  # some destinations are not placed by the config: their rows are computed
-            lines = []
-            for i, (r, c) in enumerate(zip(rows, candidates, strict=True)):
-                if r >= 0:
-                    lines.append(bandwidth.matrix[r])
-                    continue
-                line, guessed = bandwidth.row_for(c.id, c.coords, c.local_stores)
-                lines.append(line)
-                assumed[i] = sum(g for g, size in zip(guessed, sizes, strict=True) if size > 0)
-            per_byte = np.array(lines).reshape(n, len(sizes))
-        seconds = per_byte @ sizes
-        moved = (per_byte > 0) @ sizes
+        seconds = (per_byte @ sizes).tolist()
         for store, size, store_at in elsewhere:
             for i, c in enumerate(candidates):
-                if store in c.local_stores:
-                    continue
-                pb, guessed = bandwidth.per_byte(store, c.id, store_at, c.coords)
-                seconds[i] += size * pb
-                moved[i] += size
-                assumed[i] += guessed
-        return cls(seconds, moved, assumed, inputs, bandwidth.settings.unknown_distance_km)
+                if store not in c.local_stores:
+                    seconds[i] += size * bandwidth.per_byte(store, c.id, store_at, c.coords)[0]
+        return cls(seconds, bandwidth, candidates, inputs, sizes, per_byte, guessed, elsewhere)
 
     def of(self, i: int) -> Transfer:
+        has_data = self.sizes > 0
+        moved = float(self.sizes[self.per_byte[i] > 0].sum())
+        assumed = int(self.guessed[i][has_data].sum())
+        c = self.candidates[i]
+        for store, size, store_at in self.elsewhere:
+            if store not in c.local_stores:
+                moved += size
+                assumed += self.bandwidth.per_byte(store, c.id, store_at, c.coords)[1]
         return Transfer(
-            float(self.seconds[i]),
+            self.seconds[i],
             self.inputs.total_bytes,
-            float(self.moved_bytes[i]),
+            moved,
             self.inputs.unknown_store_bytes,
-            int(self.assumed_stores[i]),
-            self.assumed_km,
+            assumed,
+            self.bandwidth.settings.unknown_distance_km,
         )
