@@ -14,27 +14,31 @@ from typing_extensions import TypedDict
 MB_PER_GB = 1024
 
 
-class DestinationIn(BaseModel):
-    """A candidate destination. TPV may put coordinates at the top level or in `context`."""
+class DestinationIn(TypedDict):
+    """A candidate destination. TPV may put coordinates at the top level or in `context`. A plain
+    dict, not a model: it comes twenty at a time with every job (other keys are ignored)."""
 
-    model_config = ConfigDict(extra="allow", allow_inf_nan=False)
+    __pydantic_config__ = ConfigDict(allow_inf_nan=False)  # type: ignore[misc]
 
-    id: str = Field(min_length=1)
-    latitude: float | None = Field(default=None, ge=-90, le=90)
-    longitude: float | None = Field(default=None, ge=-180, le=180)
-    context: dict[str, Any] | None = None
+    id: Annotated[str, Field(min_length=1)]
+    latitude: NotRequired[Annotated[float, Field(ge=-90, le=90)] | None]
+    longitude: NotRequired[Annotated[float, Field(ge=-180, le=180)] | None]
+    context: NotRequired[dict[str, Any] | None]
 
-    def coordinates(self) -> tuple[float, float] | None:
-        if self.latitude is not None and self.longitude is not None:
-            return (self.latitude, self.longitude)
-        ctx = self.context or {}
-        try:
-            lat, lon = float(ctx["latitude"]), float(ctx["longitude"])
-        except (KeyError, TypeError, ValueError):
-            return None
-        if -90 <= lat <= 90 and -180 <= lon <= 180:
-            return (lat, lon)
+
+def coordinates(destination: DestinationIn) -> tuple[float, float] | None:
+    """The destination's (latitude, longitude): its own, else its context's, else None."""
+    lat, lon = destination.get("latitude"), destination.get("longitude")
+    if lat is not None and lon is not None:
+        return (lat, lon)
+    ctx = destination.get("context") or {}
+    try:
+        lat, lon = float(ctx["latitude"]), float(ctx["longitude"])
+    except (KeyError, TypeError, ValueError):
         return None
+    if -90 <= lat <= 90 and -180 <= lon <= 180:
+        return (lat, lon)
+    return None
 
 
 class ObjectStoreIn(BaseModel):
@@ -90,7 +94,7 @@ class RankRequest(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RankRequest:
-        ids = [d.id for d in self.destinations]
+        ids = [d["id"] for d in self.destinations]
         if len(set(ids)) < len(ids):
             dup = next(i for n, i in enumerate(ids) if i in ids[:n])
             raise ValueError(f"destinations: duplicate id {dup!r}")
@@ -98,7 +102,7 @@ class RankRequest(BaseModel):
 
     def tpv_order(self) -> list[str]:
         """TPV's preference: `preference` first (known ids only), then the rest in request order."""
-        ids = [d.id for d in self.destinations]
+        ids = [d["id"] for d in self.destinations]
         known = set(ids)
         order = list(dict.fromkeys(i for i in (self.preference or []) if i in known))
         placed = set(order)

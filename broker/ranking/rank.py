@@ -29,6 +29,7 @@ from broker.ranking.models import (
     MetricAges,
     RankRequest,
     RankResponse,
+    coordinates,
 )
 from broker.ranking.routed import NOTHING, InFlight, RoutedLedger
 from broker.ranking.transfer import Bandwidth, Coordinates, Inputs, Transfer, Transfers
@@ -83,7 +84,7 @@ class Prepared:
         found = self._slates.get(ids)
         if found is not None:
             return found
-        by_id = {d.id: d for d in request.destinations}
+        by_id = {d["id"]: d for d in request.destinations}
         candidates = [self.destination(by_id[i], settings) for i in order]
         found = Slate(
             candidates,
@@ -98,19 +99,20 @@ class Prepared:
         return found
 
     def destination(self, candidate: DestinationIn, settings: Settings) -> Destination:
-        known = self.destinations.get(candidate.id)
+        dest_id = candidate["id"]
+        known = self.destinations.get(dest_id)
         if known is not None:
             if known.coords is None:
-                return replace(known, coords=candidate.coordinates())
+                return replace(known, coords=coordinates(candidate))
             return known
         # Not in the config: its id is its pool, its coordinates are the request's.
         return Destination(
-            id=candidate.id,
-            site=candidate.id,
+            id=dest_id,
+            site=dest_id,
             known=False,
-            coords=candidate.coordinates(),
+            coords=coordinates(candidate),
             local_stores=(),
-            pool=_pool(self.view, self.history, candidate.id, candidate.id, settings),
+            pool=_pool(self.view, self.history, dest_id, dest_id, settings),
         )
 
 
@@ -209,11 +211,12 @@ class Scores:
 
     def order(self) -> list[int]:
         """Fresh by E (ties: TPV's order), then stale, then cannot-fit, each in TPV's order."""
-        keys = [
-            (w.state, e if w.state == FRESH else 0.0)
-            for w, e in zip(self.waits, self.expected, strict=True)
-        ]
-        return sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep TPV's order
+        by_state: tuple[list[int], ...] = ([], [], [])  # FRESH, STALE, CANNOT_FIT
+        for i, w in enumerate(self.waits):
+            by_state[w.state].append(i)
+        fresh, stale, cannot_fit = by_state
+        # sorted() is stable: equal expectations keep TPV's order.
+        return sorted(fresh, key=self.expected.__getitem__) + stale + cannot_fit
 
     def row(self, i: int, now: float) -> Scored:
         c, est, w = self.slate.candidates[i], self.estimates[i], self.waits[i]

@@ -107,12 +107,19 @@ class Wait(NamedTuple):
     state: int  # FRESH, STALE or CANNOT_FIT
     seconds: float  # inf when the job can never fit
     historical_s: float  # the tool's median queue time here; NaN: too few runs
-    live_s: float = math.nan  # from the live pool state (fresh pools that can hold the job)
-    ahead: float = 0.0  # jobs queued ahead
-    hole_cpus: float = 0.0  # largest free slot, after what is in flight
-    hole_memory_mb: float = 0.0
-    has_hole: bool = False
-    fits_now: bool = False
+    # From the live pool state (fresh pools that can hold the job only):
+    live_s: float
+    ahead: float  # jobs queued ahead
+    hole_cpus: float  # largest free slot, after what is in flight
+    hole_memory_mb: float
+    has_hole: bool
+    fits_now: bool
+
+
+# `Wait(...)` runs a Python-level __new__; building the tuple directly costs a third as much,
+# which is a quarter of the wait model's time at 20 candidates.
+_wait = tuple.__new__
+_NO_LIVE = (math.nan, 0.0, 0.0, 0.0, False, False)
 
 
 def waits(
@@ -133,10 +140,15 @@ def waits(
     out = []
     for p, hist, sent in zip(pools, historical_s, flight or [NOTHING] * len(pools), strict=True):
         if p.time_s < cutoff:
-            out.append(Wait(STALE, settings.default_wait_s if math.isnan(hist) else hist, hist))
+            out.append(
+                _wait(
+                    Wait,
+                    (STALE, settings.default_wait_s if math.isnan(hist) else hist, hist, *_NO_LIVE),
+                )
+            )
             continue
         if cores > p.cpus or mem > p.memory_mb or gpus > p.gpus:
-            out.append(Wait(CANNOT_FIT, math.inf, hist))
+            out.append(_wait(Wait, (CANNOT_FIT, math.inf, hist, *_NO_LIVE)))
             continue
         if sent.jobs:
             hole_cpus = min(p.largest_free_cpus, p.cpus_free - sent.cores)
@@ -173,7 +185,11 @@ def waits(
             # A job that has to queue waits at least as long as this tool has queued here
             # (starvation of big jobs by backfill is invisible in one snapshot).
             seconds = hist if hist > live else live
-        out.append(Wait(FRESH, seconds, hist, live, ahead, hole_cpus, hole_mem, has_hole, fits_now))
+        out.append(
+            _wait(
+                Wait, (FRESH, seconds, hist, live, ahead, hole_cpus, hole_mem, has_hole, fits_now)
+            )
+        )
     return out
 
 
