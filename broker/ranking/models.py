@@ -103,6 +103,8 @@ class RankRequest(BaseModel):
     def tpv_order(self) -> list[str]:
         """TPV's preference: `preference` first (known ids only), then the rest in request order."""
         ids = [d["id"] for d in self.destinations]
+        if not self.preference:
+            return ids
         known = set(ids)
         order = list(dict.fromkeys(i for i in (self.preference or []) if i in known))
         placed = set(order)

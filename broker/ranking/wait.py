@@ -140,12 +140,8 @@ def waits(
     out = []
     for p, hist, sent in zip(pools, historical_s, flight or [NOTHING] * len(pools), strict=True):
         if p.time_s < cutoff:
-            out.append(
-                _wait(
-                    Wait,
-                    (STALE, settings.default_wait_s if math.isnan(hist) else hist, hist, *_NO_LIVE),
-                )
-            )
+            seconds = settings.default_wait_s if math.isnan(hist) else hist
+            out.append(_wait(Wait, (STALE, seconds, hist, *_NO_LIVE)))
             continue
         if cores > p.cpus or mem > p.memory_mb or gpus > p.gpus:
             out.append(_wait(Wait, (CANNOT_FIT, math.inf, hist, *_NO_LIVE)))

@@ -162,6 +162,33 @@ def test_measured_bandwidth_matrix_overrides_distance():
     assert by_id(ranked(view, req, cfg))["c"].transfer_s == pytest.approx(1.0)
 
 
+def test_one_view_serves_each_request_with_its_own_candidates_and_coordinates():
+    """A prepared view keeps the candidate lists it resolved from the config; what a request
+    places with its own coordinates must not leak into the next request."""
+    cfg = settings(
+        destinations={
+            "a": {"latitude": 48.0, "longitude": 7.8, "objectstores": ["store_a"]},
+            "unplaced": {},
+        }
+    )
+    prepared = prepare(view_of(usage("a"), usage("unplaced")), cfg)
+    data = {"1": {"object_store_id": "store_a", "size": 10e9}}
+
+    def transfer_to_unplaced(**coords):
+        req = request(ids=("a", "unplaced"), datasets=data)
+        req.destinations[1].update(coords)
+        return by_id(rank(req, cfg, prepared, explain=True))["unplaced"].transfer_s
+
+    near = transfer_to_unplaced(latitude=48.1, longitude=7.9)
+    far = transfer_to_unplaced(latitude=41.1, longitude=16.9)
+    assert near < far
+    assert transfer_to_unplaced(latitude=48.1, longitude=7.9) == near
+    # The same configured candidates in another TPV order: no metrics, so that order is kept.
+    prepared = prepare(view_of(), settings())
+    assert rank(request(ids=("a", "b")), settings(), prepared).sorted_destinations == ["a", "b"]
+    assert rank(request(ids=("b", "a")), settings(), prepared).sorted_destinations == ["b", "a"]
+
+
 def test_full_site_waits_for_the_jobs_ahead():
     view = view_of(
         usage("a", free=0, largest_cpus=0, idle=40, running=60),
