@@ -98,6 +98,49 @@ def test_body_that_is_not_json_is_a_422(client):
     assert r.json()["detail"][0]["type"] == "json_invalid"
 
 
+def _process_data(*messages):
+    """What /process_data sends back when the request arrives as these ASGI messages."""
+    import asyncio
+
+    from broker.app import ProcessData
+
+    app = create_app(load_settings(environ={}))
+    scope = {"type": "http", "method": "POST", "path": "/process_data", "app": app,
+             "query_string": b"", "headers": []}  # fmt: skip
+    incoming, sent = iter(messages), []
+
+    async def receive():
+        return next(incoming)
+
+    async def send(message):
+        sent.append(message)
+
+    asyncio.run(ProcessData()(scope, receive, send))
+    return sent
+
+
+def test_body_in_several_messages_is_read_whole():
+    body = example("fastqc-small-input.json")
+    raw = json.dumps(body).encode()
+    parts = [raw[i : i + 100] for i in range(0, len(raw), 100)]
+    assert len(parts) > 2
+    sent = _process_data(
+        *({"type": "http.request", "body": part, "more_body": True} for part in parts[:-1]),
+        {"type": "http.request", "body": parts[-1], "more_body": False},
+    )
+    assert sent[0]["status"] == 200
+    answer = json.loads(sent[1]["body"])
+    assert sorted(answer["sorted_destinations"]) == sorted(d["id"] for d in body["destinations"])
+
+
+def test_client_gone_before_the_body_ends_gets_no_answer():
+    sent = _process_data(
+        {"type": "http.request", "body": b'{"destinations": [', "more_body": True},
+        {"type": "http.disconnect"},
+    )
+    assert sent == []
+
+
 def test_null_gpus_and_mem_from_tpv_mean_not_asked(client):
     body = example("fastqc-small-input.json")
     body["job_info"].update(gpus=None, mem=None)
