@@ -8,7 +8,9 @@ publishes with `mandatory` so a message nobody would receive fails loudly instea
 
 from __future__ import annotations
 
+import contextlib
 import ssl
+from collections.abc import Iterator
 
 import pika
 import pika.exceptions
@@ -79,6 +81,19 @@ def connect(settings: Settings, timeout_s: float | None = None) -> pika.Blocking
         raise CollectorError(
             f"RabbitMQ at {settings.redacted_url()} is unreachable: {describe(exc)}"
         ) from None
+
+
+@contextlib.contextmanager
+def opened(settings: Settings, timeout_s: float | None = None) -> Iterator[pika.BlockingConnection]:
+    """`connect`, then close the connection whatever happens (quietly: the error that matters
+    is the one that ended the block)."""
+    connection = connect(settings, timeout_s)
+    try:
+        yield connection
+    finally:
+        if connection.is_open:
+            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+                connection.close()
 
 
 def declare_exchange(channel, exchange: str) -> None:

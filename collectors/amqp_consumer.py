@@ -24,14 +24,19 @@ exits. Guarantees, and how:
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from typing import TextIO
 
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
 from collectors.schema import MessageError, parse_message
-from collectors.settings import Settings, load_settings
+from collectors.settings import (
+    Settings,
+    add_amqp_arguments,
+    add_config_argument,
+    load_settings,
+    overrides_from,
+)
 
 PREFETCH = 1000  # messages in flight from RabbitMQ; bounds memory and what a crash redelivers
 FLUSH_EVERY = 250  # lines per stdout flush + multiple-ack
@@ -110,10 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="amqp_consumer",
         description="Print queued HTCondor state messages as line protocol (Telegraf exec).",
     )
-    p.add_argument("--config", help="TOML settings file (default: $TPV_COLLECTOR_CONFIG)")
-    p.add_argument("--amqp-url", help="amqp[s]://user:password@host:port/vhost")
-    p.add_argument("--amqp-ca-file", help="CA bundle for amqps://")
-    p.add_argument("--exchange", help="topic exchange (default tpv_broker.metrics)")
+    add_config_argument(p)
+    add_amqp_arguments(p)
     p.add_argument("--queue", help="durable queue to drain (default tpv_broker.htcondor)")
     p.add_argument("--binding-key", help="routing key pattern to bind (default htcondor.*)")
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
@@ -124,52 +127,37 @@ def build_parser() -> argparse.ArgumentParser:
 def consume(settings: Settings, out: TextIO) -> tuple[int, int]:
     import pika.exceptions
 
-    from collectors.amqp import connect, declare_consumer_topology
+    from collectors.amqp import declare_consumer_topology, opened
 
     started = time.monotonic()
     deadline = started + settings.max_seconds
     # Connecting may take at most the whole budget; what is left is for draining.
-    connection = connect(settings, timeout_s=settings.max_seconds)
-    try:
-        channel = connection.channel()
+    with opened(settings, timeout_s=settings.max_seconds) as connection:
         try:
-            ready = declare_consumer_topology(
-                channel, settings.exchange, settings.queue, settings.binding_key
-            )
-        except pika.exceptions.ChannelClosedByBroker as exc:
+            channel = connection.channel()
+            try:
+                ready = declare_consumer_topology(
+                    channel, settings.exchange, settings.queue, settings.binding_key
+                )
+            except pika.exceptions.ChannelClosedByBroker as exc:
+                raise CollectorError(
+                    f"cannot declare queue {settings.queue!r} / exchange {settings.exchange!r}: "
+                    f"{exc.reply_text} (declared elsewhere with other arguments?)",
+                    EXIT_CONFIG,
+                ) from None
+            if ready == 0:
+                return 0, 0
+            return drain(channel, settings.queue, out, settings.max_messages, deadline, ready)
+        except (pika.exceptions.AMQPError, OSError) as exc:
             raise CollectorError(
-                f"cannot declare queue {settings.queue!r} / exchange {settings.exchange!r}: "
-                f"{exc.reply_text} (declared elsewhere with other arguments?)",
-                EXIT_CONFIG,
+                f"lost RabbitMQ at {settings.redacted_url()} while draining: {exc!r}; "
+                "unacknowledged messages will be redelivered"
             ) from None
-        if ready == 0:
-            return 0, 0
-        return drain(channel, settings.queue, out, settings.max_messages, deadline, ready)
-    except (pika.exceptions.AMQPError, OSError) as exc:
-        raise CollectorError(
-            f"lost RabbitMQ at {settings.redacted_url()} while draining: {exc!r}; "
-            "unacknowledged messages will be redelivered"
-        ) from None
-    finally:
-        if connection.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
-                connection.close()
 
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {
-        k: getattr(args, k)
-        for k in (
-            "amqp_url",
-            "amqp_ca_file",
-            "exchange",
-            "queue",
-            "binding_key",
-            "max_messages",
-            "max_seconds",
-        )
-    }
+    overrides = overrides_from(args)
 
     def run() -> int:
         settings = load_settings(args.config, overrides=overrides)

@@ -23,7 +23,6 @@ and publishes nothing: a half-counted pool would look emptier than it is and att
 from __future__ import annotations
 
 import argparse
-import contextlib
 import enum
 import sys
 import time
@@ -32,7 +31,13 @@ from typing import Any, Protocol
 
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
 from collectors.schema import SLOT_KEYS, ClusterState, MessageError, parse_message, validate_site
-from collectors.settings import Settings, load_settings
+from collectors.settings import (
+    Settings,
+    add_amqp_arguments,
+    add_config_argument,
+    load_settings,
+    overrides_from,
+)
 
 STARTD_PROJECTION = [
     "Name",
@@ -190,40 +195,38 @@ def publish(settings: Settings, state: ClusterState) -> None:
     import pika
     import pika.exceptions
 
-    from collectors.amqp import connect, declare_exchange
+    from collectors.amqp import declare_exchange, opened
 
-    connection = connect(settings)
-    try:
-        channel = connection.channel()
-        declare_exchange(channel, settings.exchange)
-        channel.confirm_delivery()
-        channel.basic_publish(
-            exchange=settings.exchange,
-            routing_key=f"htcondor.{state.site}",
-            body=state.to_json(),
-            properties=pika.BasicProperties(
-                delivery_mode=pika.DeliveryMode.Persistent,
-                content_type="application/json",
-                timestamp=int(state.collected_at),
-                app_id="tpv-htcondor-producer",
-            ),
-            mandatory=True,
-        )
-    except pika.exceptions.UnroutableError:
-        raise CollectorError(
-            f"no queue is bound to exchange {settings.exchange!r} for htcondor.{state.site}: "
-            "run the consumer once so it declares its queue"
-        ) from None
-    except pika.exceptions.NackError:
-        raise CollectorError("RabbitMQ refused the message (nack); nothing was published") from None
-    except (pika.exceptions.AMQPError, OSError) as exc:
-        raise CollectorError(
-            f"publishing to RabbitMQ at {settings.redacted_url()} failed: {exc!r}"
-        ) from None
-    finally:
-        if connection.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
-                connection.close()
+    with opened(settings) as connection:
+        try:
+            channel = connection.channel()
+            declare_exchange(channel, settings.exchange)
+            channel.confirm_delivery()
+            channel.basic_publish(
+                exchange=settings.exchange,
+                routing_key=f"htcondor.{state.site}",
+                body=state.to_json(),
+                properties=pika.BasicProperties(
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    content_type="application/json",
+                    timestamp=int(state.collected_at),
+                    app_id="tpv-htcondor-producer",
+                ),
+                mandatory=True,
+            )
+        except pika.exceptions.UnroutableError:
+            raise CollectorError(
+                f"no queue is bound to exchange {settings.exchange!r} for htcondor.{state.site}: "
+                "run the consumer once so it declares its queue"
+            ) from None
+        except pika.exceptions.NackError:
+            raise CollectorError(
+                "RabbitMQ refused the message (nack); nothing was published"
+            ) from None
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise CollectorError(
+                f"publishing to RabbitMQ at {settings.redacted_url()} failed: {exc!r}"
+            ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,11 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="htcondor_producer",
         description="Publish this HTCondor pool's state to RabbitMQ (one message, then exit).",
     )
-    p.add_argument("--config", help="TOML settings file (default: $TPV_COLLECTOR_CONFIG)")
+    add_config_argument(p)
+    add_amqp_arguments(p)
     p.add_argument("--site", help="this Pulsar site's name")
-    p.add_argument("--amqp-url", help="amqp[s]://user:password@host:port/vhost")
-    p.add_argument("--amqp-ca-file", help="CA bundle for amqps://")
-    p.add_argument("--exchange", help="topic exchange (default tpv_broker.metrics)")
     p.add_argument("--pool", help="HTCondor collector host[:port] (default: local config)")
     p.add_argument("--timeout", type=float, dest="timeout_s", help="seconds per network step")
     p.add_argument("--dry-run", action="store_true", help="print the message, do not publish")
@@ -244,10 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, source: PoolSource | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {
-        k: getattr(args, k)
-        for k in ("site", "amqp_url", "amqp_ca_file", "exchange", "pool", "timeout_s")
-    }
+    overrides = overrides_from(args)
 
     def run() -> int:
         settings = load_settings(args.config, overrides=overrides)

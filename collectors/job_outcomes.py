@@ -27,7 +27,7 @@ from typing import TextIO
 
 from broker.metrics.lineprotocol import format_point
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
-from collectors.settings import load_settings
+from collectors.settings import add_config_argument, load_settings, overrides_from
 
 MEASUREMENT = "job_outcomes"
 OK_STATES = ("ok",)
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="job_outcomes",
         description="Print ok/error job counts per tool and destination (Telegraf exec).",
     )
-    p.add_argument("--config", help="TOML settings file (default: $TPV_COLLECTOR_CONFIG)")
+    add_config_argument(p)
     p.add_argument("--dsn", dest="postgres_dsn", help="libpq conninfo or postgresql:// URI")
     p.add_argument("--window-days", type=int, help="look-back window in days (default 30)")
     return p
@@ -108,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = {"postgres_dsn": args.postgres_dsn, "window_days": args.window_days}
+    overrides = overrides_from(args)
 
     def run() -> int:
         settings = load_settings(args.config, overrides=overrides)

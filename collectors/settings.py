@@ -10,6 +10,7 @@ in `collectors` that reads the environment.
 
 from __future__ import annotations
 
+import argparse
 import os
 import tomllib
 from collections.abc import Mapping
@@ -113,3 +114,19 @@ def load_settings(
         if value is not None:
             values[key] = _coerce(key, value, f"option --{key.replace('_', '-')}")
     return replace(Settings(), **values)
+
+
+def add_config_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"TOML settings file (default: ${CONFIG_ENV})")
+
+
+def add_amqp_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options both AMQP ends take, besides --config."""
+    parser.add_argument("--amqp-url", help="amqp[s]://user:password@host:port/vhost")
+    parser.add_argument("--amqp-ca-file", help="CA bundle for amqps://")
+    parser.add_argument("--exchange", help=f"topic exchange (default {DEFAULT_EXCHANGE})")
+
+
+def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options that are settings (their `dest` is the settings key)."""
+    return {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}

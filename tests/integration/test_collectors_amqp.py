@@ -202,3 +202,19 @@ def test_consumer_killed_before_printing_loses_nothing(topology):
     assert code == 0
     assert first | second == {f"site{i:04d}" for i in range(total)}  # nothing lost
     assert topology.counts() == (0, 0)
+
+
+def test_opened_connection_is_closed_when_the_block_fails():
+    from collectors.amqp import opened
+    from collectors.settings import Settings
+
+    with (
+        pytest.raises(RuntimeError, match="while publishing"),
+        opened(Settings(amqp_url=AMQP_URL)) as connection,
+    ):
+        assert connection.is_open
+        raise RuntimeError("while publishing")
+    assert connection.is_closed
+    with opened(Settings(amqp_url=AMQP_URL)) as connection:
+        connection.close()  # closed already inside the block: no second close, no error
+    assert connection.is_closed
