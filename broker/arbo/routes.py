@@ -20,8 +20,9 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.exceptions import RequestValidationError
 
 from broker.arbo.models import (
@@ -98,7 +99,8 @@ def feedback(body: FeedbackRequest, request: Request) -> FeedbackResponse:
 
 
 @router.get("/tasks/{task:path}", response_model=TaskInfo)
-def task_info(task: str, request: Request) -> TaskInfo:
-    if not task or len(task) > 255:
-        raise HTTPException(422, detail="task: must be 1 to 255 characters")
+def task_info(
+    task: Annotated[str, Path(min_length=1, max_length=255, description="workflow task name")],
+    request: Request,
+) -> TaskInfo:
     return service(request).task_info(task)

@@ -119,6 +119,15 @@ def test_bad_parallelism_request_is_422_naming_the_field(client, body, text):
     assert text in str(r.json()["detail"])
 
 
+def test_task_name_in_the_path_is_1_to_255_characters(client):
+    for path in ("/arbo/tasks/", "/arbo/tasks/" + "x" * 256):
+        r = client.get(path)
+        assert r.status_code == 422
+        assert r.json()["detail"][0]["loc"] == ["path", "task"]
+    assert client.get("/arbo/tasks/" + "x" * 255).json()["runs"] == 0
+    assert client.get("/arbo/tasks/workflow/step").json()["task"] == "workflow/step"
+
+
 def test_site_load_from_the_metric_view_becomes_the_load_feature(tmp_path):
     app = make_app(tmp_path)
     asked = []
