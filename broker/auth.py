@@ -2,7 +2,8 @@
 
 A plain ASGI middleware rather than a FastAPI dependency: TPV calls /process_data for every
 job, and a header comparison costs a fraction of resolving a dependency per request. New routes
-are guarded by default; only the paths in `OPEN_PATHS` are not.
+are guarded by default; only the paths in `OPEN_PATHS` are not (with trailing slashes too: the
+router redirects those to the open path, or answers 404).
 """
 
 from __future__ import annotations

@@ -117,10 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_argument(p)
     add_amqp_arguments(p)
-    p.add_argument("--queue", help="durable queue to drain (default tpv_broker.htcondor)")
-    p.add_argument("--binding-key", help="routing key pattern to bind (default htcondor.*)")
+    p.add_argument("--queue", help=f"durable queue to drain (default {Settings.queue})")
+    p.add_argument(
+        "--binding-key", help=f"routing key pattern to bind (default {Settings.binding_key})"
+    )
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
-    p.add_argument("--max-seconds", type=float, help="stop after this many seconds (default 4)")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        help=f"stop after this many seconds (default {Settings.max_seconds:g})",
+    )
     return p
 
 

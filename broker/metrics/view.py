@@ -8,6 +8,7 @@ A view is replaced whole on every refresh, so a request never sees half an updat
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,8 +31,10 @@ class SourceError(Exception):
 
 
 def _num(fields: dict, key: str, default: float = 0.0) -> float:
+    """A numeric field; `default` when it is missing, not a number, or NaN/infinite (line
+    protocol admits them; the ranking's comparisons would order them arbitrarily)."""
     value = fields.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return default
     return float(value)
 
@@ -108,7 +111,9 @@ class Outcomes:
 
 def _opt(fields: dict, key: str) -> float | None:
     value = fields.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
         return None
     return float(value)
 

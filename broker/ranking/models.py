@@ -15,8 +15,8 @@ MB_PER_GB = 1024
 
 
 class DestinationIn(TypedDict):
-    """A candidate destination. TPV may put coordinates at the top level or in `context`. A plain
-    dict, not a model: it comes twenty at a time with every job (other keys are ignored)."""
+    """A candidate destination. Coordinates may be at the top level or in `context`; other keys
+    are ignored."""
 
     __pydantic_config__ = ConfigDict(allow_inf_nan=False)  # type: ignore[misc]
 
@@ -106,7 +106,7 @@ class RankRequest(BaseModel):
         if not self.preference:
             return ids
         known = set(ids)
-        order = list(dict.fromkeys(i for i in (self.preference or []) if i in known))
+        order = list(dict.fromkeys(i for i in self.preference if i in known))
         placed = set(order)
         return order + [i for i in ids if i not in placed]
 

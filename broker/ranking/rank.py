@@ -73,7 +73,7 @@ class Prepared:
     history: History
     bandwidth: Bandwidth
     destinations: dict[str, Destination]  # the configured ones
-    _slates: dict[tuple[str, ...], Slate] = field(default_factory=dict, repr=False)
+    _slates: dict[tuple[str, ...], Slate] = field(default_factory=dict, init=False, repr=False)
 
     def slate(self, request: RankRequest, settings: Settings) -> Slate:
         """The request's candidates. TPV's rules send the same few candidate lists with every

@@ -183,10 +183,10 @@ class Transfers:
         bandwidth: Bandwidth,
         candidates: Sequence[Candidate],
         inputs: Inputs,
-        rows: tuple[np.ndarray, np.ndarray] | None = None,
+        rows: tuple[np.ndarray, np.ndarray],
     ) -> Transfers:
-        """`rows`: `bandwidth.rows(candidates)`, when the caller has it already."""
-        per_byte, guessed = rows if rows is not None else bandwidth.rows(candidates)
+        """`rows`: `bandwidth.rows(candidates)` (kept with the candidate list)."""
+        per_byte, guessed = rows
         sizes = np.zeros(len(bandwidth.column))
         elsewhere = []
         for store, size, store_at in inputs.by_store:

@@ -9,10 +9,10 @@ of its size. Jobs the broker routed there since the last report count as already
 the wait at a site with no live state, and a lower bound for a job that has to queue.
 
 Every candidate of every job goes through this. What depends only on the pool is derived once
-per metrics refresh (`Pool`); a request does a few float operations per candidate, and the
-text that explains a number is formatted only when someone asks (`note`). Plain floats, not
-arrays: for the tens of candidates TPV sends, array operations cost more to dispatch than
-they save.
+per metrics refresh (`Pool`; per request only for a destination the config does not know); a
+request does a few float operations per candidate, and the text that explains a number is
+formatted only when someone asks (`note`). Plain floats, not arrays: for the tens of candidates
+TPV sends, array operations cost more to dispatch than they save.
 """
 
 from __future__ import annotations
@@ -119,7 +119,8 @@ class Wait(NamedTuple):
 # `Wait(...)` runs a Python-level __new__; building the tuple directly costs a third as much,
 # which is a quarter of the wait model's time at 20 candidates.
 _wait = tuple.__new__
-_NO_LIVE = (math.nan, 0.0, 0.0, 0.0, False, False)
+_NO_LIVE = (math.nan, 0.0, 0.0, 0.0, False, False)  # the live fields of a stale or too-small pool
+assert len(_NO_LIVE) == len(Wait._fields) - 3, "tuple.__new__ does not check the field count"
 
 
 def waits(

@@ -189,6 +189,19 @@ def test_one_view_serves_each_request_with_its_own_candidates_and_coordinates():
     assert rank(request(ids=("b", "a")), settings(), prepared).sorted_destinations == ["b", "a"]
 
 
+def test_nan_or_infinite_metrics_count_as_missing_not_as_a_free_pool():
+    """Line protocol admits nan/inf; compared as numbers they would order pools arbitrarily."""
+    a = usage("a").replace("cpus=64i", "cpus=nan").replace("cpus_free=32i", "cpus_free=nan")
+    b = usage("b").replace("cpus_free=32i", "cpus_free=inf")
+    assert "nan" in a and "inf" in b
+    view = view_of(a, b, usage("pool_c"))
+    assert view.cluster["a"].cpus == 0.0 and view.cluster["b"].cpus_free == 0.0
+    response = ranked(view, request())
+    exp = by_id(response)
+    assert exp["a"].state == "cannot_fit" and response.sorted_destinations[-1] == "a"
+    assert response.sorted_destinations[0] == "c"  # b's free cores are unknown, c has 32
+
+
 def test_full_site_waits_for_the_jobs_ahead():
     view = view_of(
         usage("a", free=0, largest_cpus=0, idle=40, running=60),
