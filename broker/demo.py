@@ -19,7 +19,8 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "requests"
 COLUMNS = ("rank", "destination", "state", "transfer", "wait", "run", "P(success)", "expected")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free loopback port (for the server `serving` starts, and the tests' servers)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -81,7 +82,7 @@ def serving(
 ) -> Iterator[tuple[str, dict]]:
     """Run `command(port)` (a Python module's argv) on a free loopback port until the block
     ends; yields its base URL and its first /health answer."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", *command(port)],
         env=env,

@@ -94,10 +94,11 @@ class RankRequest(BaseModel):
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RankRequest:
-        ids = [d["id"] for d in self.destinations]
-        if len(set(ids)) < len(ids):
-            dup = next(i for n, i in enumerate(ids) if i in ids[:n])
-            raise ValueError(f"destinations: duplicate id {dup!r}")
+        seen: set[str] = set()
+        for d in self.destinations:
+            if d["id"] in seen:
+                raise ValueError(f"destinations: duplicate id {d['id']!r}")
+            seen.add(d["id"])
         return self
 
     def tpv_order(self) -> list[str]:

@@ -263,9 +263,7 @@ def _score(
         flight,
     )
     inputs = Inputs.of(
-        request.datasets,
-        prepared.bandwidth.stores,
-        {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()},
+        request.datasets, {k: (o.latitude, o.longitude) for k, o in request.objectstores.items()}
     )
     transfers = Transfers.compute(
         prepared.bandwidth, slate.candidates, inputs, slate.bandwidth_rows

@@ -134,15 +134,13 @@ class Inputs:
 
     total_bytes: float
     unknown_store_bytes: float
-    # (store, bytes, store coordinates: the config's, else the request's, else None)
+    # (store, bytes, the request's coordinates of the store: only read for a store the config
+    # does not know, whose bandwidth is computed per request)
     by_store: list[tuple[str, float, Coordinates | None]]
 
     @classmethod
     def of(
-        cls,
-        datasets: Mapping[str, Mapping[str, Any]],
-        config_coords: Mapping[str, Coordinates],
-        request_coords: Mapping[str, Coordinates],
+        cls, datasets: Mapping[str, Mapping[str, Any]], request_coords: Mapping[str, Coordinates]
     ) -> Inputs:
         totals: dict[str | None, float] = defaultdict(float)
         for ds in datasets.values():
@@ -150,7 +148,7 @@ class Inputs:
             if size is not None:  # Galaxy may not know a size: such inputs are not counted
                 totals[ds.get("object_store_id")] += size
         by_store = [
-            (store, size, config_coords.get(store) or request_coords.get(store))
+            (store, size, request_coords.get(store))
             for store, size in totals.items()
             if store is not None and size > 0
         ]

@@ -73,6 +73,15 @@ class JobRecord:
         return self.finished - self.job.submit
 
 
+def first_fit(free: list[list[float]], cores: float, mem_mb: float, gpus: float) -> int:
+    """The first machine (index into `free`: [cores, memory MB, GPUs] each) the job fits on,
+    else -1: HTCondor's negotiator as the simulator models it."""
+    for i, (c, m, g) in enumerate(free):
+        if c >= cores and m >= mem_mb and g >= gpus:
+            return i
+    return -1
+
+
 class SiteState:
     def __init__(self, name: str, conf: Site, index: int, negotiation_s: float):
         self.name = name
@@ -94,10 +103,7 @@ class SiteState:
         self.busy_cores = 0
 
     def fits_anywhere(self, task: Task) -> int:
-        for i, (c, m, g) in enumerate(self.free):
-            if c >= task.cores and m >= task.mem_mb and g >= task.gpus:
-                return i
-        return -1
+        return first_fit(self.free, task.cores, task.mem_mb, task.gpus)
 
     def claim(self, task: Task, i: int) -> None:
         f = self.free[i]

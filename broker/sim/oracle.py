@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from broker.sim.engine import MB_PER_GB
+from broker.sim.engine import MB_PER_GB, first_fit
 from broker.sim.policies import Policy
 from broker.sim.workload import HOUR
 
@@ -167,12 +167,7 @@ class Oracle(Policy):
             most_free = max(f[0] for f in free)
             for entry in queue:
                 task, c, m, g = entry
-                i = -1
-                if c <= most_free:
-                    i = next(
-                        (k for k, f in enumerate(free) if f[0] >= c and f[1] >= m and f[2] >= g),
-                        -1,
-                    )
+                i = first_fit(free, c, m, g) if c <= most_free else -1
                 if i < 0:
                     waiting.append(entry)
                     continue

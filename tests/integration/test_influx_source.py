@@ -11,9 +11,9 @@ from fastapi.testclient import TestClient
 
 from broker.app import build_cache, create_app
 from broker.config import Settings
+from broker.demo import free_port
 from broker.metrics.influx import InfluxSource
 from broker.metrics.lineprotocol import format_point
-from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 TOOL = "toolshed/repos/devteam/bwa/bwa_mem/0.7.17.2"

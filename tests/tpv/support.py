@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from tests.support.ports import free_port
+from broker.demo import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent

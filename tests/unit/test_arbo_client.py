@@ -14,8 +14,8 @@ from fastapi import FastAPI
 from broker.arbo.routes import router
 from broker.client import XCOM_KEY, ArboClient, measure_mapped, split_evenly
 from broker.config import Settings
+from broker.demo import free_port
 from broker.errors import install_error_handlers
-from tests.support.ports import free_port
 
 
 @pytest.fixture
