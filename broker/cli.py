@@ -40,6 +40,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_rank(args: argparse.Namespace) -> int:
     from broker.app import build_cache
+    from broker.ranking.context import RankContext
     from broker.ranking.models import RankRequest
     from broker.ranking.rank import rank
 
@@ -58,7 +59,8 @@ def cmd_rank(args: argparse.Namespace) -> int:
     cache = build_cache(settings)
     if not cache.refresh():
         print(f"tpv-broker: warning: {cache.status.last_error}", file=sys.stderr)
-    response = rank(request, settings, cache.current, cache.status, explain=args.explain)
+    ctx = RankContext(settings, cache.current, cache.status)
+    response = rank(ctx, request.to_query(), explain=args.explain)
     print(response.to_json(indent=2))
     return 0
 

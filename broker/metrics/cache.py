@@ -36,13 +36,13 @@ class RefreshStatus:
 
 
 class MetricsCache(Generic[T]):
-    """Holds `prepare(view)`: the view plus whatever the ranking derives from it once."""
+    """Holds `derive(view)`: the view plus whatever the ranking derives from it once."""
 
-    def __init__(self, source: Source, prepare: Callable[[MetricsView], T], refresh_s: float):
+    def __init__(self, source: Source, derive: Callable[[MetricsView], T], refresh_s: float):
         self.source = source
         self.refresh_s = refresh_s
-        self._prepare = prepare
-        self._current = prepare(MetricsView(source=f"{source.name}:not-loaded"))
+        self._derive = derive
+        self._current = derive(MetricsView(source=f"{source.name}:not-loaded"))
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -60,7 +60,7 @@ class MetricsCache(Generic[T]):
         """Fetch once; True when a new view is in place."""
         started = time.time()
         try:
-            prepared = self._prepare(self.source.fetch())
+            derived = self._derive(self.source.fetch())
         except SourceError as exc:
             self._record(started, str(exc), ok=False)
             log.warning("metrics refresh failed, keeping the last good view: %s", exc)
@@ -69,7 +69,7 @@ class MetricsCache(Generic[T]):
             self._record(started, f"unexpected {type(exc).__name__}: {exc}", ok=False)
             log.exception("metrics refresh crashed, keeping the last good view")
             return False
-        self._current = prepared
+        self._current = derived
         self._record(started, None, ok=True)
         return True
 

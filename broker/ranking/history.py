@@ -96,9 +96,11 @@ class History:
         settings: RankingSettings,
         max_age_s: float,
         features: Mapping[str, Mapping[str, str]] | None = None,
+        now: float | None = None,
     ) -> History:
-        """`features`: destination id -> its configured features (`destinations.<id>.features`)."""
-        now = view.now()
+        """`features`: destination id -> its configured features (`destinations.<id>.features`);
+        `now`: the clock `max_age_s` is taken at (default: the view's)."""
+        now = view.now() if now is None else now
         h = cls(
             settings=settings,
             runtimes={

@@ -11,7 +11,8 @@ from typing import Annotated, Any, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
-MB_PER_GB = 1024
+from broker.ranking.query import MB_PER_GB, Job, RankQuery
+from broker.ranking.transfer import Coordinates, Inputs
 
 
 class DestinationIn(TypedDict):
@@ -26,7 +27,7 @@ class DestinationIn(TypedDict):
     context: NotRequired[dict[str, Any] | None]
 
 
-def coordinates(destination: DestinationIn) -> tuple[float, float] | None:
+def coordinates(destination: DestinationIn) -> Coordinates | None:
     """The destination's (latitude, longitude): its own, else its context's, else None."""
     lat, lon = destination.get("latitude"), destination.get("longitude")
     if lat is not None and lon is not None:
@@ -80,6 +81,9 @@ class JobInfo(BaseModel):
     def mem_mb(self) -> float:
         return self.mem * MB_PER_GB
 
+    def job(self) -> Job:
+        return Job.from_tpv(self.tool_id, self.mem, self.cores, self.gpus)
+
 
 class RankRequest(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False)
@@ -110,6 +114,22 @@ class RankRequest(BaseModel):
         order = list(dict.fromkeys(i for i in self.preference if i in known))
         placed = set(order)
         return order + [i for i in ids if i not in placed]
+
+    def to_query(self) -> RankQuery:
+        """The domain form the ranking reads (TPV's GB converted to MB here, once)."""
+        coords = {}
+        for d in self.destinations:
+            if len(d) > 1:  # more than its id: it may carry coordinates
+                at = coordinates(d)
+                if at is not None:
+                    coords[d["id"]] = at
+        store_coords = {k: (o.latitude, o.longitude) for k, o in self.objectstores.items()}
+        return RankQuery(
+            self.job_info.job(),
+            tuple(self.tpv_order()),
+            Inputs.of(self.datasets, store_coords),
+            coords,
+        )
 
 
 class MetricAges(BaseModel):

@@ -22,7 +22,7 @@ from typing import NamedTuple
 
 from broker.config import RankingSettings
 from broker.metrics.view import ClusterUsage, QueueCount
-from broker.ranking.models import JobInfo
+from broker.ranking.query import Job
 from broker.ranking.routed import NOTHING, InFlight
 
 FRESH, STALE, CANNOT_FIT = 0, 1, 2
@@ -90,7 +90,7 @@ def pool_of(usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount
     return Pool(**row)
 
 
-def never_fits(cpus: float, memory_mb: float, gpus: float, job: JobInfo) -> str | None:
+def never_fits(cpus: float, memory_mb: float, gpus: float, job: Job) -> str | None:
     """Why the whole pool is too small for the job, or None."""
     if job.cores > cpus:
         return f"asks {job.cores} cores, the pool has {cpus:.0f}"
@@ -126,7 +126,7 @@ assert len(_NO_LIVE) == len(Wait._fields) - 3, "tuple.__new__ does not check the
 def waits(
     settings: RankingSettings,
     pools: list[Pool],
-    job: JobInfo,
+    job: Job,
     now: float,
     staleness_s: float,
     historical_s: list[float],
@@ -190,7 +190,7 @@ def waits(
     return out
 
 
-def note(wait: Wait, pool: Pool, job: JobInfo, sent: InFlight, settings: RankingSettings) -> str:
+def note(wait: Wait, pool: Pool, job: Job, sent: InFlight, settings: RankingSettings) -> str:
     """Where a candidate's wait came from (for `?explain=true`)."""
     hist = wait.historical_s
     if wait.state == STALE:

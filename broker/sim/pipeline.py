@@ -24,7 +24,7 @@ import numpy as np
 from broker.config import Settings
 from broker.metrics.lineprotocol import Point
 from broker.metrics.view import CLUSTER, OUTCOMES, QUEUE, RUNTIME, MetricsView
-from broker.ranking import rank as rank_module
+from broker.ranking.derived import DerivedView, derive
 from broker.sim.scenario import Pipeline
 
 EPOCH = 1_699_920_000.0  # a UTC midnight: simulated time 0 maps here in the points
@@ -45,7 +45,7 @@ class MetricPipeline:
         self._history_view: MetricsView | None = None
         self._refreshed_at = -1.0
         self._view: MetricsView | None = None
-        self._prepared = None
+        self._derived: DerivedView | None = None
         # history for gxadmin and the outcome collector
         self._ok_runs: list[tuple[float, str, str, float, float]] = []  # t, dest, tool, q, run
         self._outcomes: list[tuple[float, str, str, bool]] = []
@@ -127,15 +127,21 @@ class MetricPipeline:
         self._published = dict(self._influx)
         self._refreshed_at = t
         self._view = None
-        self._prepared = None
+        self._derived = None
 
     def invalidate(self) -> None:
         """Forget derived views (after the settings changed)."""
         self._view = None
-        self._prepared = None
+        self._derived = None
 
-    def view(self, now: float) -> MetricsView:
-        """The view of the last refresh, with ages taken at `now` (the live source's clock)."""
+    def clock(self, now: float) -> float:
+        """Simulated time `now` on the clock the points are stamped with (the live source's
+        wall clock)."""
+        return EPOCH + now
+
+    def view(self) -> MetricsView:
+        """The view of the last refresh. A view is never changed once built: a policy takes
+        ages at its own clock (`clock`)."""
         if self._view is None:
             # Built from exactly the points the source would return. The history measurements
             # change at most every few minutes: their part is parsed once per change and shared
@@ -146,24 +152,25 @@ class MetricPipeline:
                     source="simulated influxdb",
                 )
                 self._history_changed = False
-            self._view = MetricsView.from_points(
+            live = MetricsView.from_points(
                 (p for k, p in self._published.items() if k[0] in (CLUSTER, QUEUE)),
                 source="simulated influxdb",
-                frozen=True,
             )
-            self._view.runtimes = self._history_view.runtimes
-            self._view.outcomes = self._history_view.outcomes
-            # A frozen view's clock is its newest point; the live source uses the wall clock.
-            # Prepared history is derived at refresh time, as the real cache does.
-            self._view.frozen_now_s = EPOCH + self._refreshed_at
+            self._view = MetricsView(
+                cluster=live.cluster,
+                queues=live.queues,
+                runtimes=self._history_view.runtimes,
+                outcomes=self._history_view.outcomes,
+                frozen_now_s=self.clock(self._refreshed_at),
+                latest_queue_s=live.latest_queue_s,
+                source=live.source,
+            )
             self.views_built += 1
-        self._view.frozen_now_s = EPOCH + now
         return self._view
 
-    def prepared(self, now: float):
-        view = self.view(now)
-        if self._prepared is None:
-            view.frozen_now_s = EPOCH + self._refreshed_at
-            self._prepared = rank_module.prepare(view, self.settings)
-            view.frozen_now_s = EPOCH + now
-        return self._prepared
+    def derived(self) -> DerivedView:
+        """The ranking's derived view of the last refresh, derived at refresh time as the real
+        cache does."""
+        if self._derived is None:
+            self._derived = derive(self.view(), self.settings, now=self.clock(self._refreshed_at))
+        return self._derived

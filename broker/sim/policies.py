@@ -32,10 +32,11 @@ import bisect
 import itertools
 from typing import TYPE_CHECKING
 
-from broker.ranking import rank as rank_module
-from broker.ranking.models import MB_PER_GB, RankRequest
+from broker.ranking.context import RankContext
+from broker.ranking.query import MB_PER_GB, Job, RankQuery
+from broker.ranking.rank import rank
 from broker.ranking.routed import RoutedLedger
-from broker.ranking.transfer import distance_km
+from broker.ranking.transfer import Inputs, distance_km
 
 if TYPE_CHECKING:
     from broker.sim.engine import Simulation
@@ -103,8 +104,8 @@ class OriginalBroker(Policy):
 
     def choose(self, job, attempt, now):
         sim = self.sim
-        view = sim.pipeline.view(now)
-        now_abs = view.now()
+        view = sim.pipeline.view()
+        now_abs = sim.pipeline.clock(now)
         tool = sim.sc.tools[job.tool]
         stores = {s for s, size in job.datasets if size > 0}
         coords = {k: (o.latitude, o.longitude) for k, o in sim.settings.objectstores.items()}
@@ -138,8 +139,8 @@ class LeastLoaded(Policy):
     name = "least_loaded"
 
     def choose(self, job, attempt, now):
-        view = self.sim.pipeline.view(now)
-        now_abs = view.now()
+        view = self.sim.pipeline.view()
+        now_abs = self.sim.pipeline.clock(now)
         best = None
         for pos, dest in enumerate(self.sim.tpv[job.tool]):
             usage = self._fresh_usage(view, dest, now_abs)
@@ -159,32 +160,28 @@ class Broker(Policy):
     def __init__(self, sim: Simulation):
         super().__init__(sim)
         ranking, metrics = sim.settings.ranking, sim.settings.metrics
-        self.routed = RoutedLedger(ranking.routed_grace_s, metrics.staleness_s)
+        self.ledger = RoutedLedger(ranking.routed_grace_s, metrics.staleness_s)
 
     def choose(self, job, attempt, now):
         sim = self.sim
-        prepared = sim.pipeline.prepared(now)
         tool = sim.sc.tools[job.tool]
-        cands = sim.tpv[job.tool]
-        request = RankRequest.model_validate(
-            {
-                "destinations": [{"id": d} for d in cands],
-                "datasets": {
+        cands = tuple(sim.tpv[job.tool])
+        query = RankQuery(
+            Job.from_tpv(job.tool, tool.mem_gb, tool.cores, tool.gpus),
+            cands,
+            Inputs.of(
+                {
                     f"d{i}": {"object_store_id": store, "size": size}
                     for i, (store, size) in enumerate(job.datasets)
                 },
-                "job_info": {
-                    "tool_id": job.tool,
-                    "mem": tool.mem_gb,
-                    "cores": tool.cores,
-                    "gpus": tool.gpus,
-                },
-                "preference": cands,
-            }
+                {},
+            ),
+        )
+        ctx = RankContext(
+            sim.settings, sim.pipeline.derived(), None, self.ledger, sim.pipeline.clock(now)
         )
         self.calls += 1
-        answer = rank_module.rank(request, sim.settings, prepared, routed=self.routed)
-        return answer.sorted_destinations[0]
+        return rank(ctx, query).sorted_destinations[0]
 
 
 _CLASSES = {c.name: c for c in (TpvDefault, WeightedRandom, OriginalBroker, LeastLoaded, Broker)}

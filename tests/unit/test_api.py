@@ -102,7 +102,7 @@ def _process_data(*messages):
     """What /process_data sends back when the request arrives as these ASGI messages."""
     import asyncio
 
-    from broker.app import ProcessData
+    from broker.ranking.routes import ProcessData
 
     app = create_app(load_settings(environ={}))
     scope = {"type": "http", "method": "POST", "path": "/process_data", "app": app,
@@ -227,7 +227,7 @@ def test_a_bug_in_the_ranking_answers_tpv_order_not_500(client, monkeypatch):
     def broken(*args, **kwargs):
         raise ZeroDivisionError("injected")
 
-    monkeypatch.setattr(rank_module, "_score", broken)
+    monkeypatch.setattr(rank_module, "score", broken)
     body = example("spades-large-memory.json")
     r = client.post("/process_data?explain=true", json=body)
     assert r.status_code == 200

@@ -17,8 +17,10 @@ from pathlib import Path
 from broker.config import Settings
 from broker.metrics.lineprotocol import parse_lines
 from broker.metrics.view import MetricsView
+from broker.ranking.context import RankContext
+from broker.ranking.derived import derive
 from broker.ranking.models import RankRequest
-from broker.ranking.rank import prepare, rank
+from broker.ranking.rank import rank
 from broker.ranking.routed import RoutedLedger
 from tests.support.ranking_cases import cases
 
@@ -34,7 +36,7 @@ def answers(case: dict) -> list[str]:
     """The wire answer to each of the case's requests, ranked in order on one view."""
     settings = Settings.model_validate(case["settings"])
     view = MetricsView.from_points(parse_lines(case["lines"]), source="test", frozen=True)
-    prepared = prepare(view, settings)
+    derived = derive(view, settings)
     ranking = settings.ranking
     ledger = (
         RoutedLedger(ranking.routed_grace_s, settings.metrics.staleness_s)
@@ -44,7 +46,8 @@ def answers(case: dict) -> list[str]:
     out = []
     for r in case["requests"]:
         request = RankRequest.model_validate(r["body"])
-        out.append(rank(request, settings, prepared, None, r["explain"], ledger).to_json())
+        ctx = RankContext(settings, derived, None, ledger)
+        out.append(rank(ctx, request.to_query(), r["explain"]).to_json())
     return out
 
 

@@ -6,13 +6,14 @@ from dataclasses import asdict
 from typing import Any
 
 from broker.config import Settings
+from broker.metrics.freshness import is_current
 from broker.metrics.view import MetricsView
 
 
 def site_free_fraction(settings: Settings, view: MetricsView, site: str) -> float | None:
     """Free CPU fraction of a site's pool, or None when unknown or stale."""
     usage = view.cluster.get(site)
-    if usage is None or view.now() - usage.time_s > settings.metrics.staleness_s:
+    if usage is None or not is_current(usage.time_s, view.now(), settings.metrics.staleness_s):
         return None
     return usage.free_fraction
 
@@ -34,7 +35,7 @@ def destinations_view(settings: Settings, view: MetricsView) -> dict[str, Any]:
             state: {
                 "count": q.count,
                 "age_s": round(now - q.time_s, 1),
-                "current": now - q.time_s <= staleness,
+                "current": is_current(q.time_s, now, staleness),
             }
             for state, q in view.queues.get(dest_id, {}).items()
         }
@@ -43,7 +44,9 @@ def destinations_view(settings: Settings, view: MetricsView) -> dict[str, Any]:
             "configured": conf is not None,
             "latitude": conf.latitude if conf else None,
             "longitude": conf.longitude if conf else None,
-            "state": "no_data" if usage is None else ("fresh" if age <= staleness else "stale"),
+            "state": "no_data"
+            if usage is None
+            else ("fresh" if is_current(usage.time_s, now, staleness) else "stale"),
             "cluster_usage": None if usage is None else {**asdict(usage), "age_s": age},
             "queues": queues,
             "tools_with_run_times": sum(1 for d, _ in view.runtimes if d == dest_id),

@@ -1,0 +1,44 @@
+"""GET /health and GET /destinations: what the broker currently knows of its metrics.
+
+What the routes read from ``request.app.state``: ``cache`` (a `MetricsCache` whose current
+value has the `view`) and ``settings``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from broker import __version__
+from broker.metrics.cache import MetricsCache
+from broker.metrics.destinations import destinations_view
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health(request: Request) -> dict[str, Any]:
+    cache: MetricsCache[Any] = request.app.state.cache  # of views with what is derived
+    st = cache.status
+    view = cache.current.view
+    newest = view.newest_s
+    return {
+        "status": "degraded" if st.last_error or view.empty else "ok",
+        "version": __version__,
+        "metrics": {
+            "source": view.source,
+            "last_refresh_s": st.last_success_s,
+            "last_error": st.last_error,
+            "refreshes": st.refreshes,
+            "failures": st.failures,
+            "newest_point_age_s": None if newest is None else round(view.now() - newest, 1),
+            "sites": len(view.cluster),
+        },
+    }
+
+
+@router.get("/destinations")
+async def destinations(request: Request) -> dict[str, Any]:
+    cache: MetricsCache[Any] = request.app.state.cache  # of views with what is derived
+    return destinations_view(request.app.state.settings, cache.current.view)

@@ -1,0 +1,26 @@
+"""Everything one ranking decision reads besides the job: one object, not parallel parameters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.config import Settings
+from broker.metrics.cache import RefreshStatus
+from broker.ranking.derived import DerivedView
+from broker.ranking.routed import RoutedLedger
+
+
+@dataclass(frozen=True, slots=True)
+class RankContext:
+    """The settings, the current derived view, the source's refresh status (for the
+    explanation), the in-flight ledger (None: nothing is recorded, as for a snapshot) and the
+    clock (None: the view's own, i.e. the wall clock for a live source)."""
+
+    settings: Settings
+    derived: DerivedView
+    status: RefreshStatus | None = None
+    ledger: RoutedLedger | None = None
+    now_s: float | None = None
+
+    def now(self) -> float:
+        return self.derived.view.now() if self.now_s is None else self.now_s

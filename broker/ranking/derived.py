@@ -1,0 +1,150 @@
+"""What the ranking derives from a metrics view once per refresh, so a request only looks up.
+
+Runs in the refresh thread: pooled history and the per-tool success models (`History`), each
+configured destination's pool state (`Pool`) and its bandwidth from every configured store.
+A request's candidate list is resolved against this once and kept (`CandidateList`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from broker.config import Settings
+from broker.metrics.view import MetricsView
+from broker.ranking.history import History
+from broker.ranking.transfer import Bandwidth, Coordinates
+from broker.ranking.wait import Pool, pool_of
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """What the ranking knows of a destination before it sees a job."""
+
+    id: str
+    site: str
+    known: bool  # in the broker config
+    coords: Coordinates | None  # the config's, else the request's
+    local_stores: Collection[str]
+    pool: Pool
+
+
+@dataclass(frozen=True)
+class CandidateList:
+    """A request's candidates in TPV's order, resolved against the config and the view."""
+
+    candidates: list[Destination]
+    ids: tuple[str, ...]
+    pools: list[Pool]
+    bandwidth_rows: tuple[np.ndarray, np.ndarray]  # `Bandwidth.rows`
+    all_known: bool
+
+
+_KEPT_LISTS_MAX = 4096
+
+
+@dataclass(frozen=True)
+class DerivedView:
+    """A metrics view with what the ranking derives from it once per refresh."""
+
+    view: MetricsView
+    history: History
+    bandwidth: Bandwidth
+    destinations: dict[str, Destination]  # the configured ones
+    _kept: dict[tuple[str, ...], CandidateList] = field(
+        default_factory=dict, init=False, repr=False
+    )
+
+    def candidates(
+        self, order: tuple[str, ...], coords: Mapping[str, Coordinates], settings: Settings
+    ) -> CandidateList:
+        """The candidates `order` names. TPV's rules send the same few candidate lists with
+        every job, so a list resolved from the config alone is kept for the next request
+        (bounded; a new view starts empty); one placed by the request's own coordinates is
+        not."""
+        found = self._kept.get(order)
+        if found is not None:
+            return found
+        candidates = [self.destination(i, coords.get(i), settings) for i in order]
+        found = CandidateList(
+            candidates,
+            order,
+            [c.pool for c in candidates],
+            self.bandwidth.rows(candidates),
+            all(c.known for c in candidates),
+        )
+        from_config = all(c.known and c.id in self.bandwidth.row for c in candidates)
+        if from_config and len(self._kept) < _KEPT_LISTS_MAX:
+            self._kept[order] = found
+        return found
+
+    def destination(
+        self, dest_id: str, requested_at: Coordinates | None, settings: Settings
+    ) -> Destination:
+        known = self.destinations.get(dest_id)
+        if known is not None:
+            if known.coords is None:
+                return replace(known, coords=requested_at)
+            return known
+        # Not in the config: its id is its pool, its coordinates are the request's.
+        return Destination(
+            id=dest_id,
+            site=dest_id,
+            known=False,
+            coords=requested_at,
+            local_stores=(),
+            pool=_pool(self.view, self.history, dest_id, dest_id, settings),
+        )
+
+
+def _pool(view: MetricsView, history: History, dest_id: str, site: str, settings: Settings) -> Pool:
+    return pool_of(
+        view.cluster.get(site),
+        history.typical_run.get(dest_id, settings.ranking.default_run_s),
+        view.queue_row(dest_id),
+    )
+
+
+def derive(view: MetricsView, settings: Settings, now: float | None = None) -> DerivedView:
+    """Everything a request reads besides its own body. `now`: the clock the history's age
+    limit is taken at (default: the view's)."""
+    history = History.build(
+        view,
+        settings.ranking,
+        settings.metrics.history_staleness_s,
+        features=destination_features(settings),
+        now=view.now() if now is None else now,
+    )
+    destinations = {}
+    for dest_id, conf in settings.destinations.items():
+        site = settings.site_of(dest_id)
+        placed = conf.latitude is not None and conf.longitude is not None
+        destinations[dest_id] = Destination(
+            id=dest_id,
+            site=site,
+            known=True,
+            coords=(conf.latitude, conf.longitude) if placed else None,
+            local_stores=frozenset(conf.objectstores),
+            pool=_pool(view, history, dest_id, site, settings),
+        )
+    store_coords = {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()}
+    placed_at = {d.id: (d.coords, d.local_stores) for d in destinations.values() if d.coords}
+    bandwidth = Bandwidth(settings.ranking.bandwidth, placed_at, store_coords)
+    return DerivedView(view, history, bandwidth, destinations)
+
+
+def destination_features(settings: Settings) -> dict[str, dict[str, str]]:
+    """Each configured destination's features for the success model, plus its `site` when
+    another destination shares that pool (they share hardware and its failures; a site of one
+    destination would only duplicate the destination's own effect)."""
+    sites = [settings.site_of(d) for d in settings.destinations]
+    out = {}
+    for dest_id, conf in settings.destinations.items():
+        feats = dict(conf.features)
+        site = settings.site_of(dest_id)
+        if "site" not in feats and sites.count(site) > 1:
+            feats["site"] = site
+        out[dest_id] = feats
+    return out

@@ -1,0 +1,210 @@
+"""Why the ranking answered what it did: the explanation (`?explain=true`) and the log line.
+
+Built only when asked, from the terms a request was scored with (`CandidateTerms`), so the
+hot path never formats text.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+from broker.metrics.cache import RefreshStatus
+from broker.ranking.context import RankContext
+from broker.ranking.history import Estimate
+from broker.ranking.models import DestinationExplanation, Explanation, MetricAges, RankResponse
+from broker.ranking.routed import NOTHING
+from broker.ranking.terms import CandidateTerms
+from broker.ranking.transfer import Transfer
+from broker.ranking.wait import FRESH, STATE_NAMES, note
+
+log = logging.getLogger(__name__)
+
+
+def _age(now: float, t: float | None) -> float | None:
+    return None if t is None else round(max(0.0, now - t), 1)
+
+
+def _fmt_age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(slots=True)
+class ExplainedCandidate:
+    """One candidate's terms with the text that says where each came from."""
+
+    id: str
+    position: int
+    site: str
+    state: str  # fresh | stale | cannot_fit
+    transfer: Transfer
+    wait_s: float
+    wait_note: str
+    run: Estimate
+    success: Estimate
+    penalty: float
+    expected: float
+    cluster_age: float | None
+
+
+def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> ExplainedCandidate:
+    c, est, w = terms.candidates.candidates[i], terms.estimates[i], terms.waits[i]
+    reported = c.pool.time_s
+    sent = terms.flight[i] if terms.flight else NOTHING
+    ranking = ctx.settings.ranking
+    return ExplainedCandidate(
+        id=c.id,
+        position=i,
+        site=c.site,
+        state=STATE_NAMES[w.state],
+        transfer=terms.transfers.of(i),
+        wait_s=w.seconds,
+        wait_note=note(w, c.pool, terms.job, sent, ranking),
+        run=est.run,
+        success=est.success,
+        penalty=i * ranking.preference_step_s,
+        expected=terms.expected[i],
+        cluster_age=None if reported == -math.inf else now - reported,
+    )
+
+
+def _reason(
+    row: ExplainedCandidate, previous: ExplainedCandidate | None, any_fresh: bool, staleness: float
+) -> str:
+    if row.state == "cannot_fit":
+        return f"last: {row.wait_note}"
+    if row.state == "stale":
+        age = row.cluster_age
+        why = (
+            f"cluster usage {_fmt_age(age)} old (limit {_fmt_age(staleness)})"
+            if age is not None
+            else f"no cluster usage for site {row.site!r}"
+        )
+        if not any_fresh:
+            return f"no current metrics ({why}): TPV's order kept"
+        return f"metrics stale ({why}): after all fresh destinations, in TPV's order"
+    if previous is None:
+        return f"lowest expected time to success: {row.expected:.0f} s"
+    return (
+        f"expected {row.expected:.0f} s, {row.expected - previous.expected:.0f} s "
+        f"more than {previous.id}"
+    )
+
+
+def _metric_ages(
+    ctx: RankContext, row: ExplainedCandidate, tool: str | None, now: float
+) -> MetricAges:
+    view, history = ctx.derived.view, ctx.derived.history
+    queued = view.queues.get(row.id, {}).get("queued")
+    runtime = history.runtimes.get((row.id, tool)) if tool else None
+    outcome = history.outcomes.get((row.id, tool)) if tool else None
+    return MetricAges(
+        cluster_usage_s=None if row.cluster_age is None else round(max(0.0, row.cluster_age), 1),
+        queue_s=_age(now, queued.time_s if queued else None),
+        run_time_s=_age(now, runtime.time_s if runtime else None),
+        outcomes_s=_age(now, outcome.time_s if outcome else None),
+    )
+
+
+def _row(
+    row: ExplainedCandidate, rank: int, reason: str, ages: MetricAges
+) -> DestinationExplanation:
+    return DestinationExplanation(
+        id=row.id,
+        rank=rank,
+        site=row.site,
+        state=row.state,
+        transfer_s=round(row.transfer.seconds, 1),
+        wait_s=round(row.wait_s, 1) if math.isfinite(row.wait_s) else None,
+        run_s=round(row.run.value, 1),
+        p_success=round(row.success.value, 4),
+        preference_penalty_s=row.penalty,
+        expected_s=round(row.expected, 1) if row.state == "fresh" else None,
+        metric_ages=ages,
+        terms={
+            "transfer": row.transfer.note(),
+            "wait": row.wait_note,
+            "run": row.run.note,
+            "success": row.success.note,
+            "preference": f"position {row.position + 1} in TPV's order",
+        },
+        reason=reason,
+    )
+
+
+def explain(
+    ctx: RankContext, terms: CandidateTerms, order: list[int], ids: list[str], now: float
+) -> RankResponse:
+    """The answer with every candidate's terms and the reason for its place."""
+    any_fresh = any(w.state == FRESH for w in terms.waits)
+    staleness = ctx.settings.metrics.staleness_s
+    details, previous = [], None
+    for rank, index in enumerate(order, start=1):
+        row = _candidate(ctx, terms, index, now)
+        reason = _reason(row, previous, any_fresh, staleness)
+        details.append(_row(row, rank, reason, _metric_ages(ctx, row, terms.job.tool_id, now)))
+        if row.state == "fresh":
+            previous = row
+    if any_fresh:
+        summary = "ranked by expected time to a successful result"
+    else:
+        summary = "no current metrics for any candidate: TPV's order unchanged"
+    return explained(ids, ctx, summary, details, degraded=not any_fresh)
+
+
+def explained(
+    ids: list[str],
+    ctx: RankContext,
+    summary: str,
+    details: list[DestinationExplanation],
+    degraded: bool = False,
+) -> RankResponse:
+    """The answer with its explanation; degraded too when the metric source is failing."""
+    status: RefreshStatus | None = ctx.status
+    error = status.last_error if status else None
+    return RankResponse(
+        sorted_destinations=ids,
+        explanation=Explanation(
+            source=ctx.derived.view.source,
+            source_error=error,
+            degraded=degraded or bool(error),
+            summary=summary,
+            destinations=details,
+        ),
+    )
+
+
+_unknown_logged: set[str] = set()
+
+
+def log_decision(terms: CandidateTerms, order: list[int]) -> None:
+    """One line per decision; each unknown destination id once per process."""
+    candidates = terms.candidates.candidates
+    new_unknown = (
+        []
+        if terms.candidates.all_known
+        else [c.id for c in candidates if not c.known and c.id not in _unknown_logged]
+    )
+    if new_unknown and len(_unknown_logged) < 10_000:
+        _unknown_logged.update(new_unknown)
+        log.warning(
+            "destinations not in the broker config, ranked with what is known: %s", new_unknown
+        )
+    if not log.isEnabledFor(logging.INFO):
+        return  # the arguments below cost more than the check
+    top = order[0]
+    state = terms.waits[top].state
+    log.info(
+        "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
+        terms.job.tool_id,
+        ",".join(candidates[i].id for i in order),
+        candidates[top].id,
+        f"{terms.expected[top]:.0f}s" if state == FRESH else STATE_NAMES[state],
+        sum(w.state == FRESH for w in terms.waits),
+        len(order),
+    )

@@ -1,0 +1,41 @@
+"""What the ranking is asked, as plain domain objects.
+
+The wire request (`broker.ranking.models.RankRequest`, TPV's JSON) is converted into these once,
+at the edge; the ranking core and the simulator speak only these, so neither depends on how TPV
+spells a field or on pydantic validation per decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from broker.ranking.transfer import Coordinates, Inputs
+
+MB_PER_GB = 1024  # TPV's `mem` is GB; HTCondor, and every metric, is MB (binary)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """The resources a job asks for, memory in MB."""
+
+    tool_id: str | None
+    cores: int
+    mem_mb: float
+    gpus: int
+
+    @classmethod
+    def from_tpv(cls, tool_id: str | None, mem_gb: float, cores: int, gpus: int) -> Job:
+        return cls(tool_id, cores, mem_gb * MB_PER_GB, gpus)
+
+
+@dataclass(frozen=True, slots=True)
+class RankQuery:
+    """One job's candidates in TPV's order, where the request places them, and its inputs."""
+
+    job: Job
+    order: tuple[str, ...]
+    inputs: Inputs
+    # A candidate's coordinates as the request gives them (only read for a destination the
+    # config does not place).
+    coords: Mapping[str, Coordinates] = field(default_factory=dict)

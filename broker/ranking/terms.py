@@ -1,0 +1,73 @@
+"""Scoring one request: every candidate's transfer, wait, run time and chance of success.
+
+    E[d] = (transfer(d) + wait(d) + run(d)) / P_success(d) + preference_step_s * tpv_position(d)
+
+Per request only lookups into the derived view and arithmetic; what explains a number is
+worked out later, and only when asked (`broker.ranking.explain`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.ranking.context import RankContext
+from broker.ranking.derived import CandidateList
+from broker.ranking.history import ToolAt
+from broker.ranking.query import Job, RankQuery
+from broker.ranking.routed import InFlight
+from broker.ranking.transfer import Transfers
+from broker.ranking.wait import Wait, waits
+
+
+@dataclass
+class CandidateTerms:
+    """Every candidate's terms, in TPV's order."""
+
+    candidates: CandidateList
+    job: Job
+    transfers: Transfers
+    waits: list[Wait]
+    flight: list[InFlight] | None  # what was routed to each candidate's site; None: nothing
+    estimates: list[ToolAt]
+    expected: list[float]
+
+    def order(self) -> list[int]:
+        """Fresh by E (ties: TPV's order), then stale, then cannot-fit, each in TPV's order."""
+        by_state: tuple[list[int], ...] = ([], [], [])  # FRESH, STALE, CANNOT_FIT
+        for i, w in enumerate(self.waits):
+            by_state[w.state].append(i)
+        fresh, stale, cannot_fit = by_state
+        # sorted() is stable: equal expectations keep TPV's order.
+        return sorted(fresh, key=self.expected.__getitem__) + stale + cannot_fit
+
+
+def score(ctx: RankContext, query: RankQuery, now: float) -> CandidateTerms:
+    settings, derived = ctx.settings, ctx.derived
+    listed = derived.candidates(query.order, query.coords, settings)
+    job = query.job
+    terms = derived.history.terms(job.tool_id, listed.ids)
+    flight = None
+    if ctx.ledger is not None:
+        sent = [ctx.ledger.in_flight(c.site, c.pool.time_s, now) for c in listed.candidates]
+        if any(f.jobs for f in sent):
+            flight = sent
+    wait = waits(
+        settings.ranking,
+        listed.pools,
+        job,
+        now,
+        settings.metrics.staleness_s,
+        terms.queue_s,
+        flight,
+    )
+    transfers = Transfers.compute(
+        derived.bandwidth, listed.candidates, query.inputs, listed.bandwidth_rows
+    )
+    step = settings.ranking.preference_step_s
+    expected = [
+        (t + w.seconds + r) / p + i * step
+        for i, (t, w, r, p) in enumerate(
+            zip(transfers.seconds, wait, terms.run_s, terms.success, strict=True)
+        )
+    ]
+    return CandidateTerms(listed, job, transfers, wait, flight, terms.at, expected)
