@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
-import numpy as np
-
 from broker.config import Settings
 from broker.metrics.view import MetricsView
 from broker.ranking.history import History
-from broker.ranking.transfer import Bandwidth, Coordinates
+from broker.ranking.transfer import Bandwidth, Coordinates, Rows
 from broker.ranking.wait import Pool, pool_of
 
 
@@ -38,7 +36,7 @@ class CandidateList:
     candidates: list[Destination]
     ids: tuple[str, ...]
     pools: list[Pool]
-    bandwidth_rows: tuple[np.ndarray, np.ndarray]  # `Bandwidth.rows`
+    bandwidth_rows: Rows  # `Bandwidth.rows`
     all_known: bool
 
 

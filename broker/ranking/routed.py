@@ -4,24 +4,17 @@ Cluster usage arrives once a minute, and a routed job reaches HTCondor only afte
 are staged; every decision in between would otherwise see the same free slot and send a burst
 of jobs to one pool (herding). The ledger remembers each first choice (cores, memory, GPUs) per
 site until that site reports a point collected after the job should have reached its queue.
-Memory only; one lock; bounded.
+Memory only; one lock; bounded; a request's cost is the same with ten or ten thousand jobs in
+flight (running sums per site, entries expire soonest-visible first).
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
-from collections import defaultdict, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 MAX_PER_SITE = 10_000
-
-
-@dataclass(frozen=True)
-class Routed:
-    visible_at_s: float  # when the job should be in the site's HTCondor queue
-    cores: float
-    mem_mb: float
-    gpus: float
 
 
 @dataclass(frozen=True)
@@ -35,37 +28,60 @@ class InFlight:
 NOTHING = InFlight()
 
 
+@dataclass
+class _Site:
+    """One site's entries, soonest visible first, and their running sums: a request reads the
+    sums, so its cost does not grow with what is in flight."""
+
+    # (visible_at_s, sequence, cores, mem_mb, gpus): the sequence keeps equal times in order
+    heap: list[tuple[float, int, float, float, float]] = field(default_factory=list)
+    cores: float = 0.0
+    mem_mb: float = 0.0
+    gpus: float = 0.0
+
+    def push(self, entry: tuple[float, int, float, float, float]) -> None:
+        heapq.heappush(self.heap, entry)
+        self.cores += entry[2]
+        self.mem_mb += entry[3]
+        self.gpus += entry[4]
+
+    def pop(self) -> None:
+        _, _, cores, mem_mb, gpus = heapq.heappop(self.heap)
+        self.cores -= cores
+        self.mem_mb -= mem_mb
+        self.gpus -= gpus
+        if not self.heap:  # no drift left over from the subtractions
+            self.cores = self.mem_mb = self.gpus = 0.0
+
+
 class RoutedLedger:
     def __init__(self, grace_s: float, horizon_s: float):
         self.grace_s = grace_s  # Galaxy -> Pulsar -> condor_submit, beyond the data staging
         self.horizon_s = horizon_s  # forget entries this old whatever the metrics say
-        self._sites: dict[str, deque[Routed]] = defaultdict(deque)
+        self._sites: dict[str, _Site] = {}
+        self._added = 0
         self._lock = threading.Lock()
 
-    def add(self, site: str, now_s: float, staging_s: float, cores, mem_mb, gpus) -> None:
+    def add(
+        self, site: str, now_s: float, staging_s: float, cores: float, mem_mb: float, gpus: float
+    ) -> None:
         with self._lock:
-            entries = self._sites[site]
-            entries.append(Routed(now_s + staging_s + self.grace_s, cores, mem_mb, gpus))
-            if len(entries) > MAX_PER_SITE:
-                entries.popleft()
+            entries = self._sites.setdefault(site, _Site())
+            self._added += 1
+            entries.push((now_s + staging_s + self.grace_s, self._added, cores, mem_mb, gpus))
+            if len(entries.heap) > MAX_PER_SITE:
+                entries.pop()  # the one due soonest: the least of what the bound forgets
 
     def in_flight(self, site: str, reported_at_s: float, now_s: float) -> InFlight:
-        """What was sent to `site` and is not yet in its point collected at `reported_at_s`."""
+        """What was sent to `site` and is not yet in its point collected at `reported_at_s`.
+        An entry that point should already show, or older than the horizon, is forgotten."""
         entries = self._sites.get(site)
-        if not entries:
+        if entries is None or not entries.heap:
             return NOTHING
+        shown = max(reported_at_s, now_s - self.horizon_s)
         with self._lock:
-            live = [
-                e
-                for e in entries
-                if e.visible_at_s > reported_at_s and e.visible_at_s > now_s - self.horizon_s
-            ]
-            self._sites[site] = deque(live)
-        if not live:
-            return NOTHING
-        return InFlight(
-            len(live),
-            sum(e.cores for e in live),
-            sum(e.mem_mb for e in live),
-            sum(e.gpus for e in live),
-        )
+            while entries.heap and entries.heap[0][0] <= shown:
+                entries.pop()
+            if not entries.heap:
+                return NOTHING
+            return InFlight(len(entries.heap), entries.cores, entries.mem_mb, entries.gpus)

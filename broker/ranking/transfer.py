@@ -14,12 +14,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Protocol
 
-import numpy as np
-
 from broker.config import BandwidthSettings
 
 EARTH_RADIUS_KM = 6371.0
 Coordinates = tuple[float, float]
+# Per candidate: seconds per byte from each configured store, and whether each distance was
+# assumed for lack of coordinates (`Bandwidth.rows`).
+Rows = tuple[list[list[float]], list[list[bool]]]
 
 
 @lru_cache(maxsize=65536)
@@ -41,9 +42,10 @@ class Bandwidth:
     """Seconds per byte from each object store to each destination.
 
     Sites and stores do not move: for every destination the config places, the seconds per
-    byte from every configured store (0 for a store local to it) are one row of a matrix
-    computed once per metrics refresh, and a request's transfer times are one matrix-vector
-    product. Pairs placed by the request's own coordinates are computed when asked."""
+    byte from every configured store (0 for a store local to it) are one row of a table
+    computed once per metrics refresh, so a request multiplies its bytes per store by a row.
+    Pairs placed by the request's own coordinates are computed when asked. Plain lists, as in
+    the wait model: for tens of candidates and a few stores, arrays cost more than they save."""
 
     def __init__(
         self,
@@ -56,9 +58,7 @@ class Bandwidth:
         self.stores = dict(stores)
         self.column = {store: j for j, store in enumerate(stores)}
         self.row = {dest: i for i, dest in enumerate(placed)}
-        self.matrix = np.array(
-            [self.row_for(dest, at, local)[0] for dest, (at, local) in placed.items()]
-        ).reshape(len(placed), len(stores))
+        self.table = [self.row_for(dest, at, local)[0] for dest, (at, local) in placed.items()]
 
     def per_byte(
         self, store: str, dest_id: str, store_at: Coordinates | None, dest_at: Coordinates | None
@@ -83,24 +83,22 @@ class Bandwidth:
         ]
         return [p for p, _ in pairs], [g for _, g in pairs]
 
-    def rows(self, candidates: Sequence[Candidate]) -> tuple[np.ndarray, np.ndarray]:
+    def rows(self, candidates: Sequence[Candidate]) -> Rows:
         """Seconds per byte from each configured store to each candidate (its row of the
-        matrix when the config places it, else computed now), and which of those distances
+        table when the config places it, else computed now), and which of those distances
         were assumed for lack of coordinates."""
-        index = [self.row.get(c.id, -1) for c in candidates]
-        shape = (len(candidates), len(self.stores))
-        if -1 not in index:
-            return self.matrix.take(index, axis=0), np.zeros(shape, dtype=bool)
+        exact = [False] * len(self.stores)
         lines, guesses = [], []
-        for r, c in zip(index, candidates, strict=True):
+        for c in candidates:
+            r = self.row.get(c.id)
             line, guessed = (
-                (self.matrix[r], [False] * shape[1])
-                if r >= 0
+                (self.table[r], exact)
+                if r is not None
                 else self.row_for(c.id, c.coords, c.local_stores)
             )
             lines.append(line)
             guesses.append(guessed)
-        return np.array(lines).reshape(shape), np.array(guesses, dtype=bool).reshape(shape)
+        return lines, guesses
 
 
 @dataclass(slots=True)
@@ -170,9 +168,9 @@ class Transfers:
     bandwidth: Bandwidth
     candidates: Sequence[Candidate]
     inputs: Inputs
-    sizes: np.ndarray  # bytes in each configured store
-    per_byte: np.ndarray  # `Bandwidth.rows`
-    guessed: np.ndarray
+    sizes: list[float]  # bytes in each configured store
+    per_byte: list[list[float]]  # `Bandwidth.rows`
+    guessed: list[list[bool]]
     elsewhere: list[tuple[str, float, Coordinates | None]]  # inputs in stores not configured
 
     @classmethod
@@ -181,11 +179,11 @@ class Transfers:
         bandwidth: Bandwidth,
         candidates: Sequence[Candidate],
         inputs: Inputs,
-        rows: tuple[np.ndarray, np.ndarray],
+        rows: Rows,
     ) -> Transfers:
         """`rows`: `bandwidth.rows(candidates)` (kept with the candidate list)."""
         per_byte, guessed = rows
-        sizes = np.zeros(len(bandwidth.column))
+        sizes = [0.0] * len(bandwidth.column)
         elsewhere = []
         for store, size, store_at in inputs.by_store:
             j = bandwidth.column.get(store)
@@ -193,7 +191,7 @@ class Transfers:
                 elsewhere.append((store, size, store_at))
             else:
                 sizes[j] = size
-        seconds = (per_byte @ sizes).tolist()
+        seconds = [sum(p * b for p, b in zip(line, sizes, strict=True)) for line in per_byte]
         for store, size, store_at in elsewhere:
             for i, c in enumerate(candidates):
                 if store not in c.local_stores:
@@ -201,9 +199,9 @@ class Transfers:
         return cls(seconds, bandwidth, candidates, inputs, sizes, per_byte, guessed, elsewhere)
 
     def of(self, i: int) -> Transfer:
-        has_data = self.sizes > 0
-        moved = float(self.sizes[self.per_byte[i] > 0].sum())
-        assumed = int(self.guessed[i][has_data].sum())
+        line, guessed = self.per_byte[i], self.guessed[i]
+        moved = sum(b for b, p in zip(self.sizes, line, strict=True) if p > 0)
+        assumed = sum(1 for b, g in zip(self.sizes, guessed, strict=True) if b > 0 and g)
         c = self.candidates[i]
         for store, size, store_at in self.elsewhere:
             if store not in c.local_stores:
