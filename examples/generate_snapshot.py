@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from broker.metrics.lineprotocol import format_point
+from metric_contract.lineprotocol import format_point
 
 OUT = Path(__file__).resolve().parent.parent / "broker" / "data"
 T0 = 1_795_003_200  # 2026-11-18T12:00:00Z: the snapshot's "now"

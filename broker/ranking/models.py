@@ -11,7 +11,7 @@ from typing import Annotated, Any, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
-MB_PER_GB = 1024
+from metric_contract.units import MB_PER_GB
 
 
 class DestinationIn(TypedDict):

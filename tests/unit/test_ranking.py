@@ -6,11 +6,11 @@ import random
 import pytest
 
 from broker.config import Settings
-from broker.metrics.lineprotocol import format_point
 from broker.metrics.view import MetricsView
 from broker.ranking.models import MB_PER_GB, JobInfo, RankRequest
 from broker.ranking.rank import prepare, rank
 from broker.ranking.transfer import bandwidth_mb_s, distance_km
+from metric_contract.lineprotocol import format_point
 
 NOW = 1_800_000_000
 NS = 1_000_000_000
@@ -53,7 +53,7 @@ def queued(dest, count, t=NOW - 10):
 
 
 def view_of(*lines):
-    from broker.metrics.lineprotocol import parse_lines
+    from metric_contract.lineprotocol import parse_lines
 
     return MetricsView.from_points(parse_lines(lines), source="test", frozen=True)
 
