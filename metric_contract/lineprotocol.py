@@ -17,6 +17,7 @@ would escape the separator). The parser applies the site rule (`metric_contract.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -44,20 +45,22 @@ class Point:
 
 # Every character `str.splitlines` breaks a line on.
 LINE_BREAKS = "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"
-_ESCAPED = ",= "
+_LINE_BREAK = re.compile(f"[{LINE_BREAKS}]")
+# A backslash line protocol would read as escaping what follows: the end, or an escaped char.
+_BAD_BACKSLASH = re.compile(r"\\(?=[,= ]|\Z)")
 
 
 def text_problem(text: str) -> str | None:
     """Why `text` cannot be a measurement, tag key, tag value or field key in line protocol,
     or None when it can (escaping takes care of commas, equals signs and spaces)."""
-    brk = next((ch for ch in text if ch in LINE_BREAKS), None)
+    brk = _LINE_BREAK.search(text)
     if brk is not None:
-        return f"contains a line break (U+{ord(brk):04X})"
-    if text.endswith("\\"):
-        return "ends with a backslash"
-    for i, ch in enumerate(text[:-1]):
-        if ch == "\\" and text[i + 1] in _ESCAPED:
-            return f"has a backslash before {text[i + 1]!r}"
+        return f"contains a line break (U+{ord(brk.group()):04X})"
+    bad = _BAD_BACKSLASH.search(text)
+    if bad is not None:
+        if bad.end() == len(text):
+            return "ends with a backslash"
+        return f"has a backslash before {text[bad.end()]!r}"
     return None
 
 
@@ -85,10 +88,10 @@ def _format_field(value: FieldValue) -> str:
             raise LineProtocolError(f"field value {value!r} is not finite")
         return repr(value)
     if isinstance(value, str):
-        brk = next((ch for ch in value if ch in LINE_BREAKS), None)
+        brk = _LINE_BREAK.search(value)
         if brk is not None:
             raise LineProtocolError(
-                f"string field value {value!r} contains a line break (U+{ord(brk):04X})"
+                f"string field value {value!r} contains a line break (U+{ord(brk.group()):04X})"
             )
         return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
     raise LineProtocolError(f"unsupported field value type {type(value).__name__}")

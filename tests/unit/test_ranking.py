@@ -7,10 +7,11 @@ import pytest
 
 from broker.config import Settings
 from broker.metrics.view import MetricsView
-from broker.ranking.models import MB_PER_GB, JobInfo, RankRequest
+from broker.ranking.models import JobInfo, RankRequest
 from broker.ranking.rank import prepare, rank
 from broker.ranking.transfer import bandwidth_mb_s, distance_km
 from metric_contract.lineprotocol import format_point
+from metric_contract.units import MB_PER_GB
 
 NOW = 1_800_000_000
 NS = 1_000_000_000
