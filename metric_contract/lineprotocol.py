@@ -175,9 +175,26 @@ def _parse_value(raw: str) -> FieldValue:
         raise LineProtocolError(f"bad field value {raw!r}") from None
 
 
+def _key_end(text: str) -> int:
+    """Index of the space that ends the measurement and tags: the first unescaped one. Double
+    quotes mean nothing there (InfluxDB keeps them literally in names and tag values); only in
+    the field set do they open a string."""
+    i = 0
+    while i < len(text):
+        if text[i] == "\\":
+            i += 2
+        elif text[i] == " ":
+            return i
+        else:
+            i += 1
+    return len(text)
+
+
 def parse_line(line: str) -> Point:
     """Parse one non-empty, non-comment line."""
-    sections = _split_unescaped(line.strip(), " ", quotes=True)
+    text = line.strip()
+    end = _key_end(text)
+    sections = [text[:end], *_split_unescaped(text[end:], " ", quotes=True)]
     sections = [s for s in sections if s != ""]
     if len(sections) not in (2, 3):
         raise LineProtocolError("expected 'measurement[,tags] fields [timestamp]'")

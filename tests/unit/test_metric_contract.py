@@ -166,3 +166,32 @@ def test_names_and_string_fields_with_line_breaks_are_refused():
         format_point("m", {}, {"v\nx": 1})
     with pytest.raises(LineProtocolError, match="string field value"):
         format_point("m", {}, {"v": "two\nlines"})
+
+
+def test_double_quotes_in_tag_values_are_literal():
+    """Quotes open a string only in the field set; in a tag value InfluxDB keeps them as they
+    are, so a site with one quote must read back (it used to fail as an unterminated string)."""
+    line = format_point(mc.CLUSTER, {mc.SITE: 'pulsar "eu'}, {"note": 'a "b" c', "v": 1}, 5)
+    point = parse_line(line)
+    assert point.tags == {mc.SITE: 'pulsar "eu'}
+    assert point.fields == {"note": 'a "b" c', "v": 1}
+    assert point.time_ns == 5
+
+
+def test_every_site_the_rule_accepts_reads_back_unchanged():
+    """The one rule holds both ways: what the consumer accepts, the broker's parser returns
+    as it was written (seeded random names over printable characters and the escaped ones)."""
+    import random
+
+    rng = random.Random(20261201)
+    alphabet = [chr(c) for c in range(0x20, 0x3000) if chr(c).isprintable()]
+    alphabet += list(' ,="\\#') * 200
+    checked = 0
+    for _ in range(5000):
+        site = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 12)))
+        if site_problem(site) is not None:
+            continue
+        line = format_point(mc.CLUSTER, {mc.SITE: site}, {"cpus": 1}, 10**18)
+        assert [p.tags[mc.SITE] for p in parse_text(line + "\n")] == [site], line
+        checked += 1
+    assert checked > 2000
