@@ -192,3 +192,15 @@ def test_tool_ids_line_protocol_cannot_carry_are_skipped_with_a_warning(galaxy_d
         ("pulsar uk,2=b", BWA),
         ("local", "cat1"),
     }
+
+
+def test_sites_the_rule_accepts_survive_a_real_influxdb(influxdb):
+    """The codec's escaping matches InfluxDB's own parser for everything the site rule lets
+    through: quotes, hashes, commas, equals signs, inner spaces, non-ASCII letters."""
+    sites = ['pulsar "eu', "#pulsar", "a,b=c d", "=", "Pulsär-Ñ.1", "站点 2", 'x"y z"']
+    now = time.time()
+    lines = [state(site, now - 5).to_line() for site in sites]
+    influxdb.write(lines)
+    view = InfluxSource(InfluxSettings(url=influxdb.url, database=influxdb.database)).fetch()
+    assert sorted(view.cluster) == sorted(sites)
+    assert {site: view.cluster[site].cpus_free for site in sites} == dict.fromkeys(sites, 8)
