@@ -105,7 +105,7 @@ ansible-lint: $(MOLECULE_STAMP)
 # while they run cannot look like a source change to the idempotence step.
 molecule: molecule-image $(WHEELHOUSE)/.stamp ansible-lint
 	rm -rf $(MOLECULE_VENV)/src && mkdir -p $(MOLECULE_VENV)/src
-	tar -c --exclude=__pycache__ pyproject.toml README.md broker collectors | tar -x -C $(MOLECULE_VENV)/src
+	tar -c --exclude=__pycache__ pyproject.toml README.md broker collectors metric_contract | tar -x -C $(MOLECULE_VENV)/src
 	@set -e; . $(MOLECULE_VENV)/bin/activate; export $(MOLECULE_ENV); total=$$(date +%s); \
 	for s in $(MOLECULE_SCENARIOS); do \
 	  role=$${s%%/molecule/*}; name=$${s##*/}; start=$$(date +%s); \

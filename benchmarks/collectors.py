@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pika
 
-from broker.metrics.lineprotocol import parse_lines
 from collectors.amqp import dead_letter_names
 from collectors.schema import ClusterState
+from metric_contract.lineprotocol import parse_lines
 
 ROOT = Path(__file__).resolve().parents[1]
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")

@@ -14,9 +14,24 @@ from collections.abc import Iterator
 
 import pika
 import pika.exceptions
+from pika.adapters.utils.connection_workflow import (
+    AMQPConnectorException,
+    AMQPConnectorStackTimeout,
+)
 
 from collectors.errors import EXIT_CONFIG, CollectorError
-from collectors.settings import Settings, redact
+from collectors.settings import CollectorSettings, redact
+
+# Everything pika raises when RabbitMQ is unreachable, slow or drops the connection: exit 3
+# (transient), one line. The connection workflow's exceptions (`AMQPConnectorStackTimeout` when
+# the AMQP handshake does not finish within `stack_timeout`, `AMQPConnectionWorkflowFailed`,
+# ...) derive from `AMQPConnectorException`, not from `AMQPError`, so both are listed; OSError
+# covers sockets, TLS and timeouts.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.AMQPError,
+    AMQPConnectorException,
+    OSError,
+)
 
 
 def describe(exc: BaseException) -> str:
@@ -64,7 +79,7 @@ def connection_parameters(url: str, ca_file: str | None, timeout_s: float) -> pi
     return params
 
 
-def connect(settings: Settings, timeout_s: float | None = None) -> pika.BlockingConnection:
+def connect(settings: CollectorSettings, timeout_s: float | None = None) -> pika.BlockingConnection:
     timeout = timeout_s if timeout_s is not None else settings.timeout_s
     params = connection_parameters(settings.amqp_url, settings.amqp_ca_file, timeout)
     try:
@@ -77,14 +92,21 @@ def connect(settings: Settings, timeout_s: float | None = None) -> pika.Blocking
         raise CollectorError(
             f"RabbitMQ at {settings.redacted_url()} denied access to the virtual host", EXIT_CONFIG
         ) from None
-    except (pika.exceptions.AMQPError, OSError) as exc:
+    except AMQPConnectorStackTimeout:
+        raise CollectorError(
+            f"RabbitMQ at {settings.redacted_url()} is unreachable: no AMQP handshake within "
+            f"{timeout:g} s (overloaded, or not a RabbitMQ port?)"
+        ) from None
+    except TRANSIENT_ERRORS as exc:
         raise CollectorError(
             f"RabbitMQ at {settings.redacted_url()} is unreachable: {describe(exc)}"
         ) from None
 
 
 @contextlib.contextmanager
-def opened(settings: Settings, timeout_s: float | None = None) -> Iterator[pika.BlockingConnection]:
+def opened(
+    settings: CollectorSettings, timeout_s: float | None = None
+) -> Iterator[pika.BlockingConnection]:
     """`connect`, then close the connection whatever happens (quietly: the error that matters
     is the one that ended the block)."""
     connection = connect(settings, timeout_s)
@@ -92,7 +114,7 @@ def opened(settings: Settings, timeout_s: float | None = None) -> Iterator[pika.
         yield connection
     finally:
         if connection.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
+            with contextlib.suppress(*TRANSIENT_ERRORS):
                 connection.close()
 
 

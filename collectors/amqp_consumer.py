@@ -13,12 +13,16 @@ exits. Guarantees, and how:
   process dies before that, RabbitMQ redelivers the unacknowledged messages to the next run.
   Delivery is at-least-once; a duplicate line is harmless because InfluxDB keeps one point per
   series and timestamp.
-- One bad message never blocks the rest: a message that fails `collectors.schema` validation
-  is rejected without requeue, RabbitMQ moves it to `<queue>.dead`, and one line on stderr says
-  which and why. Telegraf only reads stdout, so stderr never pollutes the metrics.
+- One bad message never blocks the rest: a message that fails `collectors.schema` validation,
+  or makes parsing fail in any other way (JSON nested too deeply for the parser, any unexpected
+  exception while parsing or formatting it), is rejected without requeue, RabbitMQ moves it to
+  `<queue>.dead`, and one line on stderr says which and why. Without that, a message that
+  crashes the run would stay at the head of the queue and stop every later run. Telegraf only
+  reads stdout, so stderr never pollutes the metrics.
 - The run ends within `--max-seconds` (keep it below Telegraf's exec `timeout`): messages
   prefetched but not yet printed go back to the queue when the consumer is cancelled.
-- Nothing queued: no output, exit 0. RabbitMQ unreachable: one line on stderr, exit 3.
+- Nothing queued: no output, exit 0. RabbitMQ unreachable, slow to shake hands or lost while
+  draining: one line on stderr, exit 3.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from typing import TextIO
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
 from collectors.schema import MessageError, parse_message
 from collectors.settings import (
-    Settings,
+    CollectorSettings,
     add_amqp_arguments,
     add_config_argument,
     load_settings,
@@ -44,6 +48,11 @@ FLUSH_EVERY = 250  # lines per stdout flush + multiple-ack
 
 def _log(message: str) -> None:
     print(f"amqp_consumer: {message}", file=sys.stderr, flush=True)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:200] if text else "no message"
 
 
 def drain(
@@ -85,17 +94,22 @@ def drain(
         for method, _properties, body in channel.consume(queue, inactivity_timeout=idle):
             if method is None:  # nothing arrived within `idle`: the queue is drained
                 break
+            reason = line = None
             try:
-                state = parse_message(body)
+                line = parse_message(body).to_line()
             except MessageError as exc:
+                reason = str(exc)
+            except Exception as exc:  # noqa: BLE001 - whatever one message does, it is its own
+                reason = f"cannot be parsed ({type(exc).__name__}: {_first_line(exc)})"
+            if reason is not None:
                 # Settle earlier good lines first so the multiple-ack cannot cover this tag.
                 flush()
                 channel.basic_nack(delivery_tag=method.delivery_tag, requeue=False)
                 rejected += 1
                 source = method.routing_key or "?"
-                _log(f"dead-lettered message from {source!r} (tag {method.delivery_tag}): {exc}")
+                _log(f"dead-lettered message from {source!r} (tag {method.delivery_tag}): {reason}")
             else:
-                pending.append(state.to_line())
+                pending.append(line)
                 last_tag = method.delivery_tag
                 printed += 1
                 if len(pending) >= FLUSH_EVERY:
@@ -117,23 +131,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_config_argument(p)
     add_amqp_arguments(p)
-    p.add_argument("--queue", help=f"durable queue to drain (default {Settings.queue})")
+    p.add_argument("--queue", help=f"durable queue to drain (default {CollectorSettings.queue})")
     p.add_argument(
-        "--binding-key", help=f"routing key pattern to bind (default {Settings.binding_key})"
+        "--binding-key",
+        help=f"routing key pattern to bind (default {CollectorSettings.binding_key})",
     )
     p.add_argument("--max-messages", type=int, help="stop after this many messages")
     p.add_argument(
         "--max-seconds",
         type=float,
-        help=f"stop after this many seconds (default {Settings.max_seconds:g})",
+        help=f"stop after this many seconds (default {CollectorSettings.max_seconds:g})",
     )
     return p
 
 
-def consume(settings: Settings, out: TextIO) -> tuple[int, int]:
+def consume(settings: CollectorSettings, out: TextIO) -> tuple[int, int]:
     import pika.exceptions
 
-    from collectors.amqp import declare_consumer_topology, opened
+    from collectors.amqp import TRANSIENT_ERRORS, declare_consumer_topology, describe, opened
 
     started = time.monotonic()
     deadline = started + settings.max_seconds
@@ -154,9 +169,9 @@ def consume(settings: Settings, out: TextIO) -> tuple[int, int]:
             if ready == 0:
                 return 0, 0
             return drain(channel, settings.queue, out, settings.max_messages, deadline, ready)
-        except (pika.exceptions.AMQPError, OSError) as exc:
+        except TRANSIENT_ERRORS as exc:
             raise CollectorError(
-                f"lost RabbitMQ at {settings.redacted_url()} while draining: {exc!r}; "
+                f"lost RabbitMQ at {settings.redacted_url()} while draining: {describe(exc)}; "
                 "unacknowledged messages will be redelivered"
             ) from None
 

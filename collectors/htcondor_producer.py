@@ -30,14 +30,15 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
-from collectors.schema import SLOT_KEYS, ClusterState, MessageError, parse_message, validate_site
+from collectors.schema import ClusterState, MessageError, parse_message, validate_site
 from collectors.settings import (
-    Settings,
+    CollectorSettings,
     add_amqp_arguments,
     add_config_argument,
     load_settings,
     overrides_from,
 )
+from metric_contract.measurements import LARGEST_FREE_SLOT
 
 STARTD_PROJECTION = [
     "Name",
@@ -89,7 +90,7 @@ def _number(ad: Any, key: str) -> float:
 
 def aggregate(startd_ads: Iterable[Any], job_ads: Iterable[Any]) -> tuple[dict, dict]:
     """(totals, largest_free_slot) from startd and job ClassAds."""
-    totals = dict.fromkeys((k for key in SLOT_KEYS for k in (key, f"{key}_free")), 0.0)
+    totals = dict.fromkeys((k for key in LARGEST_FREE_SLOT for k in (key, f"{key}_free")), 0.0)
     largest = (0.0, 0.0, 0.0)
     seen: set[str] = set()
     for ad in startd_ads:
@@ -110,10 +111,10 @@ def aggregate(startd_ads: Iterable[Any], job_ads: Iterable[Any]) -> tuple[dict, 
             )
         else:
             whole = free
-        for key, amount in zip(SLOT_KEYS, whole, strict=True):
+        for key, amount in zip(LARGEST_FREE_SLOT, whole, strict=True):
             totals[key] += amount
         if unclaimed and free[0] > 0:
-            for key, amount in zip(SLOT_KEYS, free, strict=True):
+            for key, amount in zip(LARGEST_FREE_SLOT, free, strict=True):
                 totals[f"{key}_free"] += amount
             largest = max(largest, free)
     jobs = dict.fromkeys(JOB_STATUS.values(), 0)
@@ -122,7 +123,7 @@ def aggregate(startd_ads: Iterable[Any], job_ads: Iterable[Any]) -> tuple[dict, 
         if key:
             jobs[key] += 1
     out = {k: int(round(v)) for k, v in totals.items()} | jobs
-    slot = {key: int(amount) for key, amount in zip(SLOT_KEYS, largest, strict=True)}
+    slot = {key: int(amount) for key, amount in zip(LARGEST_FREE_SLOT, largest, strict=True)}
     return out, slot
 
 
@@ -190,12 +191,12 @@ class CondorPool:
         return ads
 
 
-def publish(settings: Settings, state: ClusterState) -> None:
+def publish(settings: CollectorSettings, state: ClusterState) -> None:
     """One persistent message, confirmed by the broker, routed `htcondor.<site>`."""
     import pika
     import pika.exceptions
 
-    from collectors.amqp import declare_exchange, opened
+    from collectors.amqp import TRANSIENT_ERRORS, declare_exchange, describe, opened
 
     with opened(settings) as connection:
         try:
@@ -223,9 +224,9 @@ def publish(settings: Settings, state: ClusterState) -> None:
             raise CollectorError(
                 "RabbitMQ refused the message (nack); nothing was published"
             ) from None
-        except (pika.exceptions.AMQPError, OSError) as exc:
+        except TRANSIENT_ERRORS as exc:
             raise CollectorError(
-                f"publishing to RabbitMQ at {settings.redacted_url()} failed: {exc!r}"
+                f"publishing to RabbitMQ at {settings.redacted_url()} failed: {describe(exc)}"
             ) from None
 
 

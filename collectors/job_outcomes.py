@@ -14,6 +14,9 @@ Choices, and why:
   UTC without a time zone, hence `now() AT TIME ZONE 'UTC'`.
 - Jobs without a destination (never dispatched) are skipped.
 - No timestamp: Telegraf stamps the points with the collection time, like gxadmin's output.
+- A tool or destination id line protocol cannot carry as a tag value (a line break, a trailing
+  backslash: see `metric_contract.lineprotocol`) is skipped with one warning on stderr naming
+  it; writing it would break that line, and with a newline inject a second, forged one.
 - The schema is taken from the DSN (`options=-csearch_path=...`) so the same SQL runs against
   Galaxy's `public` schema and a test schema.
 """
@@ -25,11 +28,11 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from broker.metrics.lineprotocol import format_point
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
 from collectors.settings import add_config_argument, load_settings, overrides_from
+from metric_contract.lineprotocol import LineProtocolError, format_point
+from metric_contract.measurements import DESTINATION_ID, ERROR, OK, OUTCOMES, TOOL_ID, WINDOW_DAYS
 
-MEASUREMENT = "job_outcomes"
 OK_STATES = ("ok",)
 ERROR_STATES = ("error", "failed")
 
@@ -48,17 +51,25 @@ SELECT tool_id,
 """
 
 
+def _warn(message: str) -> None:
+    print(f"job_outcomes: warning: {message}", file=sys.stderr, flush=True)
+
+
 def format_lines(rows: Iterable[tuple[str, str, int, int]], window_days: int) -> list[str]:
-    """Rows of (tool_id, destination_id, ok, error) -> line protocol, integer fields."""
+    """Rows of (tool_id, destination_id, ok, error) -> line protocol, integer fields. A row
+    whose ids line protocol cannot carry is left out, with a warning naming it."""
     lines = []
     for tool_id, destination_id, ok, error in rows:
-        lines.append(
-            format_point(
-                MEASUREMENT,
-                {"destination_id": destination_id, "tool_id": tool_id},
-                {"ok": int(ok), "error": int(error), "window_days": int(window_days)},
+        try:
+            line = format_point(
+                OUTCOMES,
+                {DESTINATION_ID: destination_id, TOOL_ID: tool_id},
+                {OK: int(ok), ERROR: int(error), WINDOW_DAYS: int(window_days)},
             )
-        )
+        except LineProtocolError as exc:
+            _warn(f"skipped the row of destination {destination_id!r}: {exc}")
+            continue
+        lines.append(line)
     return lines
 
 

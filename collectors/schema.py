@@ -2,6 +2,8 @@
 line of `htcondor_cluster_usage` line protocol.
 
 Both ends import this module so the producer can never publish what the consumer would refuse.
+The message's keys are the contract's field names (`metric_contract.measurements`), and the
+site follows the contract's one site rule (`metric_contract.sites`).
 Validation is strict because whatever passes it lands in InfluxDB and steers job routing: a
 message that is malformed, of another schema version, incomplete or physically absurd (free
 CPUs above the total, negative counts, a timestamp in the future) is rejected with a reason,
@@ -16,23 +18,17 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from broker.metrics.lineprotocol import format_point
+from metric_contract.lineprotocol import format_point
+from metric_contract.measurements import (
+    CLUSTER,
+    CLUSTER_TOTALS,
+    LARGEST_FREE_SLOT,
+    SITE,
+    largest_free_field,
+)
+from metric_contract.sites import site_problem
 
 SCHEMA_VERSION = 1
-MEASUREMENT = "htcondor_cluster_usage"
-
-TOTAL_KEYS = (
-    "cpus",
-    "cpus_free",
-    "memory_mb",
-    "memory_mb_free",
-    "gpus",
-    "gpus_free",
-    "jobs_idle",
-    "jobs_running",
-    "jobs_held",
-)
-SLOT_KEYS = ("cpus", "memory_mb", "gpus")
 
 # Upper bounds well beyond any real pool, low enough to catch unit mix-ups (bytes sent as MB).
 LIMITS = {
@@ -41,7 +37,6 @@ LIMITS = {
     "gpus": 1_000_000,
     "jobs": 100_000_000,
 }
-MAX_SITE_LEN = 128
 # Producer and consumer clocks may disagree a little; further ahead is a broken clock.
 MAX_CLOCK_SKEW_S = 300
 MIN_COLLECTED_AT = 1_577_836_800  # 2020-01-01: anything older is a zero or a unit error
@@ -76,25 +71,19 @@ class ClusterState:
         """The line the consumer prints; timestamped with `collected_at`, not with arrival time,
         so a message delayed by a RabbitMQ or consumer outage still lands at the right time."""
         fields: dict[str, int] = dict(self.totals)
-        for key in SLOT_KEYS:
-            fields[f"largest_free_{key}"] = self.largest_free_slot[key]
+        for key in LARGEST_FREE_SLOT:
+            fields[largest_free_field(key)] = self.largest_free_slot[key]
         return format_point(
-            MEASUREMENT, {"site": self.site}, fields, time_ns=round(self.collected_at * 1e9)
+            CLUSTER, {SITE: self.site}, fields, time_ns=round(self.collected_at * 1e9)
         )
 
 
 def validate_site(site: Any) -> str:
-    """A site becomes an InfluxDB tag value. Line protocol escapes spaces, commas and equals
-    signs but cannot carry control characters (a newline would split the line) nor a trailing
-    backslash (it would escape the separator), so those are refused up front."""
-    if not isinstance(site, str) or not site.strip():
-        raise MessageError("site must be a non-empty string")
-    if len(site) > MAX_SITE_LEN:
-        raise MessageError(f"site is longer than {MAX_SITE_LEN} characters")
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in site):
-        raise MessageError("site contains control characters")
-    if "\\" in site:
-        raise MessageError("site contains a backslash")
+    """A site becomes a routing key and an InfluxDB tag value: the contract's site rule
+    (`metric_contract.sites`) decides, the same rule the broker's parser applies."""
+    problem = site_problem(site)
+    if problem is not None:
+        raise MessageError(problem)
     return site
 
 
@@ -122,6 +111,8 @@ def parse_message(body: bytes | str, now: float | None = None) -> ClusterState:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MessageError(f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise MessageError("body is JSON nested too deeply to parse") from None
     if not isinstance(data, dict):
         raise MessageError("body is not a JSON object")
     if "schema" not in data:
@@ -146,17 +137,17 @@ def parse_message(body: bytes | str, now: float | None = None) -> ClusterState:
     if not isinstance(raw_totals, dict) or not isinstance(raw_slot, dict):
         raise MessageError("totals and largest_free_slot must be objects")
     totals = {}
-    for key in TOTAL_KEYS:
+    for key in CLUSTER_TOTALS:
         if key not in raw_totals:
             raise MessageError(f"missing field 'totals.{key}'")
         totals[key] = _count("totals", key, raw_totals[key], _limit(key))
     slot = {}
-    for key in SLOT_KEYS:
+    for key in LARGEST_FREE_SLOT:
         if key not in raw_slot:
             raise MessageError(f"missing field 'largest_free_slot.{key}'")
         slot[key] = _count("largest_free_slot", key, raw_slot[key], _limit(key))
 
-    for key in SLOT_KEYS:
+    for key in LARGEST_FREE_SLOT:
         if totals[f"{key}_free"] > totals[key]:
             raise MessageError(f"totals.{key}_free ({totals[key + '_free']}) > totals.{key}")
         if slot[key] > totals[f"{key}_free"]:

@@ -27,7 +27,11 @@ DEFAULT_QUEUE = "tpv_broker.htcondor"
 
 
 @dataclass(frozen=True)
-class Settings:
+class CollectorSettings:
+    """What the three collector programs are told: AMQP connection and topology, the
+    producer's site and pool, the consumer's budget, the job-outcomes query. (The broker's own
+    settings are `broker.config.Settings`; the collectors never read those.)"""
+
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     amqp_ca_file: str | None = None  # CA bundle for amqps:// (system CAs when unset)
     exchange: str = DEFAULT_EXCHANGE
@@ -58,7 +62,7 @@ def redact(url: str) -> str:
 # The numeric settings and their type, read off the dataclass (annotations are strings here).
 _NUMBERS = {
     f.name: {"int": int, "float": float}[f.type]
-    for f in fields(Settings)
+    for f in fields(CollectorSettings)
     if f.type in ("int", "float")
 }
 
@@ -85,10 +89,10 @@ def load_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
-) -> Settings:
+) -> CollectorSettings:
     """File (``path`` or $TPV_COLLECTOR_CONFIG, optional), then env, then non-None overrides."""
     environ = os.environ if environ is None else environ
-    known = {f.name for f in fields(Settings)}
+    known = {f.name for f in fields(CollectorSettings)}
     values: dict[str, Any] = {}
     chosen = path or environ.get(CONFIG_ENV)
     if chosen:
@@ -113,7 +117,7 @@ def load_settings(
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = _coerce(key, value, f"option --{key.replace('_', '-')}")
-    return replace(Settings(), **values)
+    return replace(CollectorSettings(), **values)
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -129,4 +133,6 @@ def add_amqp_arguments(parser: argparse.ArgumentParser) -> None:
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     """The parsed options that are settings (their `dest` is the settings key)."""
-    return {f.name: getattr(args, f.name) for f in fields(Settings) if hasattr(args, f.name)}
+    return {
+        f.name: getattr(args, f.name) for f in fields(CollectorSettings) if hasattr(args, f.name)
+    }

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import yaml
 
-from broker.metrics.lineprotocol import format_point
+import metric_contract.measurements as mc
+from metric_contract.lineprotocol import format_point
+from metric_contract.units import MB_PER_GB
 
 OUT = Path(__file__).resolve().parent.parent / "broker" / "data"
 T0 = 1_795_003_200  # 2026-11-18T12:00:00Z: the snapshot's "now"
@@ -100,7 +102,7 @@ def main() -> None:
         }
         if site in NEVER_REPORTED:
             continue
-        mem = mem_gb * 1024
+        mem = mem_gb * MB_PER_GB
         cpus_free = int(cpus * (1 - used))
         mem_free = int(mem * (1 - used) * rng.uniform(0.8, 1.0))
         running = int(cpus * used / rng.choice([1, 2, 4, 8]))
@@ -117,25 +119,23 @@ def main() -> None:
             "jobs_held": rng.randint(0, 3),
             # Partitionable slots: the biggest hole on one machine shrinks as the pool fills.
             "largest_free_cpus": min(cpus_free, int(64 * (1 - used)) + 1),
-            "largest_free_memory_mb": min(mem_free, (int(64 * (1 - used)) + 1) * 8 * 1024),
+            "largest_free_memory_mb": min(mem_free, (int(64 * (1 - used)) + 1) * 8 * MB_PER_GB),
         }
-        lines.append(format_point("htcondor_cluster_usage", {"site": site}, fields, t * ns))
-        for state, count in (("queued", idle // 2), ("running", running // 3)):
+        lines.append(format_point(mc.CLUSTER, {mc.SITE: site}, fields, t * ns))
+        for state, count in ((mc.QUEUED, idle // 2), (mc.RUNNING, running // 3)):
             if count:  # gxadmin writes no row for an empty queue
-                tags = {"destination_id": dest, "state": state}
-                lines.append(
-                    format_point("queue_by_destination", tags, {"count": count}, (T0 - 30) * ns)
-                )
+                tags = {mc.DESTINATION_ID: dest, mc.STATE: state}
+                lines.append(format_point(mc.QUEUE, tags, {mc.COUNT: count}, (T0 - 30) * ns))
         for tool, (base, fail) in TOOLS.items():
             if rng.random() < 0.2:
                 continue  # not every tool runs everywhere
             count = rng.randint(3, 400)
             median_run = int(base * speed * rng.uniform(0.9, 1.1))
             median_queue = int(rng.uniform(20, 600) * (1 + 5 * used))
-            tags = {"destination_id": dest, "tool_id": tool}
+            tags = {mc.DESTINATION_ID: dest, mc.TOOL_ID: tool}
             lines.append(
                 format_point(
-                    "destination-queue-run-time",
+                    mc.RUNTIME,
                     tags,
                     {
                         "count": count,
@@ -154,7 +154,7 @@ def main() -> None:
             error = sum(rng.random() < p_fail for _ in range(count))
             lines.append(
                 format_point(
-                    "job_outcomes",
+                    mc.OUTCOMES,
                     tags,
                     {"ok": count - error, "error": error, "window_days": 7},
                     (T0 - 600) * ns,

@@ -1,8 +1,9 @@
 """Read the metric contract from InfluxDB 1.x with InfluxQL over its HTTP API.
 
 The 2.x client cannot talk to 1.x servers, and the 1.x `/query` endpoint is plain HTTP + JSON,
-so httpx is all that is needed. One request carries one statement per measurement, each asking
-for the newest point of every series within the lookback window.
+so httpx is all that is needed. One request carries one statement per measurement of the
+contract (`metric_contract.measurements.SERIES_TAGS`), each asking for the newest point of every
+series within the lookback window.
 """
 
 from __future__ import annotations
@@ -12,16 +13,9 @@ from typing import Any
 import httpx
 
 from broker.config import InfluxSettings
-from broker.metrics.lineprotocol import Point
-from broker.metrics.view import CLUSTER, OUTCOMES, QUEUE, RUNTIME, MetricsView, SourceError
-
-# measurement -> the tags that identify one series of it (metric contract)
-SERIES_TAGS = {
-    CLUSTER: ("site",),
-    QUEUE: ("destination_id", "state"),
-    RUNTIME: ("destination_id", "tool_id"),
-    OUTCOMES: ("destination_id", "tool_id"),
-}
+from broker.metrics.view import MetricsView, SourceError
+from metric_contract.lineprotocol import Point
+from metric_contract.measurements import SERIES_TAGS
 
 
 def latest_points_query(lookback_s: float) -> str:

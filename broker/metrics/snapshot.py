@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.metrics.lineprotocol import LineProtocolError, parse_lines
 from broker.metrics.view import MetricsView, SourceError
+from metric_contract.lineprotocol import LineProtocolError, parse_text
 
 
 class SnapshotSource:
@@ -24,7 +24,7 @@ class SnapshotSource:
         except OSError as exc:
             raise SourceError(f"cannot read snapshot {self.path}: {exc.strerror}") from exc
         try:
-            points = list(parse_lines(text.splitlines()))
+            points = list(parse_text(text))
         except LineProtocolError as exc:
             raise SourceError(f"snapshot {self.path}: {exc}") from exc
         return MetricsView.from_points(points, source=f"snapshot:{self.path.name}", frozen=True)

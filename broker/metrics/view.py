@@ -1,8 +1,9 @@
 """An immutable view of the metrics the ranking reads, built from line-protocol points.
 
 Both sources (a snapshot file, InfluxDB) produce points; this module turns them into the latest
-value per series of the four measurements in the metric contract (docs/metric-contract.md).
-A view is replaced whole on every refresh, so a request never sees half an update.
+value per series of the four measurements in the metric contract (`metric_contract`,
+docs/metric-contract.md). A view is replaced whole on every refresh, so a request never sees
+half an update.
 """
 
 from __future__ import annotations
@@ -13,15 +14,11 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from broker.metrics.lineprotocol import Point
+import metric_contract.measurements as mc
+from metric_contract.lineprotocol import Point
 
 log = logging.getLogger(__name__)
 
-CLUSTER = "htcondor_cluster_usage"
-QUEUE = "queue_by_destination"
-RUNTIME = "destination-queue-run-time"
-OUTCOMES = "job_outcomes"
-MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES)
 # Lines of one gxadmin run share Telegraf's timestamp; allow for rounding to the second.
 QUEUE_RUN_SLACK_S = 1.0
 
@@ -60,24 +57,14 @@ class ClusterUsage:
 
     @classmethod
     def from_point(cls, point: Point) -> ClusterUsage:
+        # The attribute names are the contract's field names (a unit test holds them equal).
         f = point.fields
-        return cls(
-            site=point.tags.get("site", ""),
-            time_s=point.time_s or 0.0,
-            cpus=_num(f, "cpus"),
-            cpus_free=_num(f, "cpus_free"),
-            memory_mb=_num(f, "memory_mb"),
-            memory_mb_free=_num(f, "memory_mb_free"),
-            gpus=_num(f, "gpus"),
-            gpus_free=_num(f, "gpus_free"),
-            jobs_idle=_num(f, "jobs_idle"),
-            jobs_running=_num(f, "jobs_running"),
-            jobs_held=_num(f, "jobs_held"),
+        values = {key: _num(f, key) for key in mc.CLUSTER_TOTALS}
+        for key in mc.LARGEST_FREE_SLOT:
             # Older producers may lack the largest-slot fields: the totals are an upper bound.
-            largest_free_cpus=_num(f, "largest_free_cpus", _num(f, "cpus_free")),
-            largest_free_memory_mb=_num(f, "largest_free_memory_mb", _num(f, "memory_mb_free")),
-            largest_free_gpus=_num(f, "largest_free_gpus", _num(f, "gpus_free")),
-        )
+            name = mc.largest_free_field(key)
+            values[name] = _num(f, name, values[f"{key}_free"])
+        return cls(site=point.tags.get(mc.SITE, ""), time_s=point.time_s or 0.0, **values)
 
     @property
     def free_fraction(self) -> float | None:
@@ -139,7 +126,7 @@ class MetricsView:
         gxadmin writes no row for a drained queue, and Telegraf stamps every line of one run
         with the same time, so a row older than the newest queue row of any destination is a
         queue that has drained since: None."""
-        row = self.queues.get(destination_id, {}).get("queued")
+        row = self.queues.get(destination_id, {}).get(mc.QUEUED)
         if row is None or row.time_s < self.latest_queue_s - QUEUE_RUN_SLACK_S:
             return None
         return row
@@ -168,37 +155,40 @@ class MetricsView:
         skipped = 0
         for p in points:
             t = p.time_s or 0.0
-            if p.measurement == CLUSTER and p.tags.get("site"):
+            tags = p.tags
+            if p.measurement == mc.CLUSTER and tags.get(mc.SITE):
                 usage = ClusterUsage.from_point(p)
                 old = view.cluster.get(usage.site)
                 if old is None or old.time_s <= t:
                     view.cluster[usage.site] = usage
-            elif p.measurement == QUEUE and p.tags.get("destination_id"):
-                states = view.queues.setdefault(p.tags["destination_id"], {})
-                state = p.tags.get("state", "queued")
+            elif p.measurement == mc.QUEUE and tags.get(mc.DESTINATION_ID):
+                states = view.queues.setdefault(tags[mc.DESTINATION_ID], {})
+                state = tags.get(mc.STATE, mc.QUEUED)
                 old_q = states.get(state)
                 if old_q is None or old_q.time_s <= t:
-                    states[state] = QueueCount(_num(p.fields, "count"), t)
+                    states[state] = QueueCount(_num(p.fields, mc.COUNT), t)
             elif (
-                p.measurement == RUNTIME and p.tags.get("destination_id") and p.tags.get("tool_id")
+                p.measurement == mc.RUNTIME and tags.get(mc.DESTINATION_ID) and tags.get(mc.TOOL_ID)
             ):
-                key = (p.tags["destination_id"], p.tags["tool_id"])
+                key = (tags[mc.DESTINATION_ID], tags[mc.TOOL_ID])
                 if key not in view.runtimes or view.runtimes[key].time_s <= t:
                     f = p.fields
                     view.runtimes[key] = RunStats(
-                        count=_num(f, "count"),
-                        median_queue=_opt(f, "median_queue"),
-                        median_run=_opt(f, "median_run"),
-                        perc_95_queue=_opt(f, "perc_95_queue"),
-                        perc_95_run=_opt(f, "perc_95_run"),
+                        count=_num(f, mc.COUNT),
+                        median_queue=_opt(f, mc.MEDIAN_QUEUE),
+                        median_run=_opt(f, mc.MEDIAN_RUN),
+                        perc_95_queue=_opt(f, mc.PERC_95_QUEUE),
+                        perc_95_run=_opt(f, mc.PERC_95_RUN),
                         time_s=t,
                     )
             elif (
-                p.measurement == OUTCOMES and p.tags.get("destination_id") and p.tags.get("tool_id")
+                p.measurement == mc.OUTCOMES
+                and tags.get(mc.DESTINATION_ID)
+                and tags.get(mc.TOOL_ID)
             ):
-                key = (p.tags["destination_id"], p.tags["tool_id"])
+                key = (tags[mc.DESTINATION_ID], tags[mc.TOOL_ID])
                 if key not in view.outcomes or view.outcomes[key].time_s <= t:
-                    ok, err = _num(p.fields, "ok"), _num(p.fields, "error")
+                    ok, err = _num(p.fields, mc.OK), _num(p.fields, mc.ERROR)
                     view.outcomes[key] = Outcomes(max(ok, 0.0), max(err, 0.0), t)
             else:
                 skipped += 1

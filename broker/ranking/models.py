@@ -11,8 +11,9 @@ from typing import Annotated, Any, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
-from broker.ranking.query import MB_PER_GB, Job, RankQuery
+from broker.ranking.query import Job, RankQuery
 from broker.ranking.transfer import Coordinates, Inputs
+from metric_contract.units import MB_PER_GB
 
 
 class DestinationIn(TypedDict):

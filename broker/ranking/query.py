@@ -11,8 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from broker.ranking.transfer import Coordinates, Inputs
-
-MB_PER_GB = 1024  # TPV's `mem` is GB; HTCondor, and every metric, is MB (binary)
+from metric_contract.units import MB_PER_GB  # TPV's `mem` is GB; every metric is MB
 
 
 @dataclass(frozen=True, slots=True)

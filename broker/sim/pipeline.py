@@ -22,10 +22,11 @@ from collections import defaultdict, deque
 import numpy as np
 
 from broker.config import Settings
-from broker.metrics.lineprotocol import Point
-from broker.metrics.view import CLUSTER, OUTCOMES, QUEUE, RUNTIME, MetricsView
+from broker.metrics.view import MetricsView
 from broker.ranking.derived import DerivedView, derive
 from broker.sim.scenario import Pipeline
+from metric_contract.lineprotocol import Point
+from metric_contract.measurements import CLUSTER, OUTCOMES, QUEUE, RUNTIME
 
 EPOCH = 1_699_920_000.0  # a UTC midnight: simulated time 0 maps here in the points
 

@@ -33,10 +33,11 @@ import itertools
 from typing import TYPE_CHECKING
 
 from broker.ranking.context import RankContext
-from broker.ranking.query import MB_PER_GB, Job, RankQuery
+from broker.ranking.query import Job, RankQuery
 from broker.ranking.rank import rank
 from broker.ranking.routed import RoutedLedger
 from broker.ranking.transfer import Inputs, distance_km
+from metric_contract.units import MB_PER_GB
 
 if TYPE_CHECKING:
     from broker.sim.engine import Simulation

@@ -12,9 +12,9 @@ import time
 import pika
 import pytest
 
-from broker.metrics.lineprotocol import parse_lines
 from collectors import amqp_consumer, htcondor_producer
 from collectors.schema import ClusterState
+from metric_contract.lineprotocol import parse_lines
 from tests.integration.test_collectors_support import (  # noqa: F401 - fixture
     AMQP_URL,
     ROOT,
@@ -206,15 +206,15 @@ def test_consumer_killed_before_printing_loses_nothing(topology):
 
 def test_opened_connection_is_closed_when_the_block_fails():
     from collectors.amqp import opened
-    from collectors.settings import Settings
+    from collectors.settings import CollectorSettings
 
     with (
         pytest.raises(RuntimeError, match="while publishing"),
-        opened(Settings(amqp_url=AMQP_URL)) as connection,
+        opened(CollectorSettings(amqp_url=AMQP_URL)) as connection,
     ):
         assert connection.is_open
         raise RuntimeError("while publishing")
     assert connection.is_closed
-    with opened(Settings(amqp_url=AMQP_URL)) as connection:
+    with opened(CollectorSettings(amqp_url=AMQP_URL)) as connection:
         connection.close()  # closed already inside the block: no second close, no error
     assert connection.is_closed

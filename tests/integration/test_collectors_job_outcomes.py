@@ -10,8 +10,8 @@ import pytest
 
 from broker.config import InfluxSettings
 from broker.metrics.influx import InfluxSource
-from broker.metrics.lineprotocol import parse_lines
 from collectors import job_outcomes
+from metric_contract.lineprotocol import parse_lines
 from tests.integration.test_collectors_support import run_module, telegraf_write
 
 pytestmark = pytest.mark.integration

@@ -15,9 +15,9 @@ from pathlib import Path
 import pika
 import pytest
 
-from broker.metrics.lineprotocol import format_point, parse_lines
 from collectors.amqp import dead_letter_names
-from collectors.settings import Settings
+from collectors.settings import CollectorSettings
+from metric_contract.lineprotocol import format_point, parse_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -40,9 +40,9 @@ class Topology:
     def dead_queue(self) -> str:
         return dead_letter_names(self.queue)[1]
 
-    def settings(self, **kw) -> Settings:
+    def settings(self, **kw) -> CollectorSettings:
         base = dict(amqp_url=AMQP_URL, exchange=self.exchange, queue=self.queue, max_seconds=10.0)
-        return Settings(**(base | kw))
+        return CollectorSettings(**(base | kw))
 
     def consumer_args(self, *extra: str) -> list[str]:
         return ["--amqp-url", AMQP_URL, "--exchange", self.exchange, "--queue", self.queue, *extra]

@@ -13,7 +13,7 @@ from broker.app import build_cache, create_app
 from broker.config import Settings
 from broker.demo import free_port
 from broker.metrics.influx import InfluxSource
-from broker.metrics.lineprotocol import format_point
+from metric_contract.lineprotocol import format_point
 
 pytestmark = pytest.mark.integration
 TOOL = "toolshed/repos/devteam/bwa/bwa_mem/0.7.17.2"

@@ -2,13 +2,13 @@
 tests' settings and requests, and the ranking called as the app calls it."""
 
 from broker.config import Settings
-from broker.metrics.lineprotocol import format_point, parse_lines
 from broker.metrics.view import MetricsView
 from broker.ranking.context import RankContext
 from broker.ranking.derived import DerivedView, derive
 from broker.ranking.models import RankRequest, RankResponse
 from broker.ranking.rank import rank
 from broker.ranking.routed import RoutedLedger
+from metric_contract.lineprotocol import format_point, parse_lines
 
 NOW = 1_800_000_000
 NS = 1_000_000_000

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from broker.metrics.lineprotocol import format_point
+from metric_contract.lineprotocol import format_point
 
 NOW = 1_800_000_000
 NS = 1_000_000_000

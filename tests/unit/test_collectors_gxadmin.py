@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from broker.metrics.lineprotocol import parse_lines
-from broker.metrics.view import QUEUE, RUNTIME, MetricsView
+from broker.metrics.view import MetricsView
+from metric_contract.lineprotocol import parse_lines
+from metric_contract.measurements import QUEUE, RUNTIME
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "gxadmin"
 TOOL = "toolshed.g2.bx.psu.edu/repos/iuc/metaphlan/metaphlan/3.0.8+galaxy0"

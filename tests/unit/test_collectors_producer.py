@@ -235,17 +235,35 @@ def test_configuration_errors_exit_2(argv, message, capsys, monkeypatch):
 
 def test_collectors_import_nothing_of_the_broker_stack():
     """A Pulsar node has pika and the HTCondor bindings only: importing the collectors must
-    not pull in FastAPI, pydantic, YAML, httpx or any broker module but the line protocol."""
+    not pull in FastAPI, pydantic, YAML, httpx or any broker module at all (the names and the
+    codec come from metric_contract)."""
     import subprocess
     import sys
 
     code = (
         "import sys, collectors.amqp_consumer, collectors.htcondor_producer, "
-        "collectors.job_outcomes\n"
-        "heavy = {'fastapi', 'pydantic', 'yaml', 'httpx', 'numpy', 'htcondor2', 'psycopg'}\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or "
-        "(m.startswith('broker.') and m not in "
-        "('broker.metrics', 'broker.metrics.lineprotocol'))))"
+        "collectors.job_outcomes, collectors.amqp\n"
+        "heavy = {'fastapi', 'pydantic', 'yaml', 'httpx', 'numpy', 'htcondor2', 'psycopg', "
+        "'broker'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))\n"
+        "print('metric_contract.lineprotocol' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["[]", "True"]
+
+
+def test_metric_contract_imports_only_the_standard_library():
+    """metric_contract is installed on every host: it must not need anything else."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "before = set(sys.modules)\n"
+        "import metric_contract.lineprotocol, metric_contract.measurements, "
+        "metric_contract.sites, metric_contract.units\n"
+        "new = {m.split('.')[0] for m in set(sys.modules) - before}\n"
+        "print(sorted(new - set(sys.stdlib_module_names) - {'metric_contract'}))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

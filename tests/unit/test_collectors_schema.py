@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from broker.metrics.lineprotocol import parse_lines
 from collectors.schema import ClusterState, MessageError, parse_message
+from metric_contract.lineprotocol import parse_lines
 
 NOW = 1_760_000_000.0
 
@@ -115,7 +115,7 @@ def test_fractional_memory_is_rounded_not_refused():
         (encode(message(totals=[1, 2])), "must be objects"),
         (encode(message(site="")), "non-empty"),
         (encode(message(site=7)), "non-empty string"),
-        (encode(message(site="evil\nmeasurement x=1")), "control characters"),
+        (encode(message(site="evil\nmeasurement x=1")), "a control character (U+000A)"),
         (encode(message(site="trailing\\")), "backslash"),
         (encode(message(site="x" * 129)), "longer than"),
         (encode(message(collected_at="yesterday")), "unix seconds"),

@@ -6,7 +6,7 @@ import pytest
 
 from collectors.errors import CollectorError
 from collectors.job_outcomes import format_lines
-from collectors.settings import Settings, load_settings, redact
+from collectors.settings import CollectorSettings, load_settings, redact
 
 
 def test_defaults_follow_the_contract():
@@ -57,7 +57,7 @@ def test_missing_config_file_is_a_config_error(tmp_path):
 
 def test_redact_leaves_urls_without_password_alone():
     assert redact("amqp://127.0.0.1/") == "amqp://127.0.0.1/"
-    assert "secret" not in Settings(amqp_url="amqp://u:secret@h/").redacted_url()
+    assert "secret" not in CollectorSettings(amqp_url="amqp://u:secret@h/").redacted_url()
 
 
 def test_job_outcomes_lines_escape_tags_and_use_integer_fields():

@@ -1,6 +1,6 @@
 import pytest
 
-from broker.metrics.lineprotocol import LineProtocolError, format_point, parse_line, parse_lines
+from metric_contract.lineprotocol import LineProtocolError, format_point, parse_line, parse_lines
 
 
 def test_escaping_round_trip_for_awkward_tag_values():

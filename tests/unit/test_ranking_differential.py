@@ -15,13 +15,13 @@ import json
 from pathlib import Path
 
 from broker.config import Settings
-from broker.metrics.lineprotocol import parse_lines
 from broker.metrics.view import MetricsView
 from broker.ranking.context import RankContext
 from broker.ranking.derived import derive
 from broker.ranking.models import RankRequest
 from broker.ranking.rank import rank
 from broker.ranking.routed import RoutedLedger
+from metric_contract.lineprotocol import parse_lines
 from tests.support.ranking_cases import cases
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "ranking" / "differential.json"

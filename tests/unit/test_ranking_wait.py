@@ -1,8 +1,8 @@
 """The wait term, through the ranking: free slots, queues, GPUs, memory units."""
 
-from broker.metrics.lineprotocol import format_point
 from broker.ranking.models import JobInfo
-from broker.ranking.query import MB_PER_GB
+from metric_contract.lineprotocol import format_point
+from metric_contract.units import MB_PER_GB
 from tests.support.ranking import (
     NOW,
     NS,

@@ -11,7 +11,6 @@ import pytest
 import yaml
 
 from broker.cli import main
-from broker.metrics.view import CLUSTER, QUEUE
 from broker.sim import engine
 from broker.sim.engine import Simulation, simulate, simulate_policies
 from broker.sim.network import broker_settings, tpv_order
@@ -20,6 +19,7 @@ from broker.sim.policies import ALL_POLICIES, POLICIES, REFERENCE_POLICIES
 from broker.sim.report import LOWER_BOUND_KEY, aggregate, json_line, lower_bounds, summarize, table
 from broker.sim.runner import parse_policy, run_all, run_seed
 from broker.sim.scenario import ScenarioError, load_scenario
+from metric_contract.measurements import CLUSTER, QUEUE
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "scenarios"
 

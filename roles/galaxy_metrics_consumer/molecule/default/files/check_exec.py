@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tomllib
 
-from broker.metrics.lineprotocol import parse_line
+from metric_contract.lineprotocol import parse_line
 
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
 
