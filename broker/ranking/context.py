@@ -10,11 +10,12 @@ from broker.ranking.derived import DerivedView
 from broker.ranking.routed import RoutedLedger
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RankContext:
     """The settings, the current derived view, the source's refresh status (for the
     explanation), the in-flight ledger (None: nothing is recorded, as for a snapshot) and the
-    clock (None: the view's own, i.e. the wall clock for a live source)."""
+    clock (None: the view's own, i.e. the wall clock for a live source). Built per request and
+    not changed afterwards."""
 
     settings: Settings
     derived: DerivedView

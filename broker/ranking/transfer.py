@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import mul
 from typing import Any, Protocol
 
 from broker.config import BandwidthSettings
@@ -191,7 +192,7 @@ class Transfers:
                 elsewhere.append((store, size, store_at))
             else:
                 sizes[j] = size
-        seconds = [sum(p * b for p, b in zip(line, sizes, strict=True)) for line in per_byte]
+        seconds = [sum(map(mul, line, sizes)) for line in per_byte]
         for store, size, store_at in elsewhere:
             for i, c in enumerate(candidates):
                 if store not in c.local_stores:

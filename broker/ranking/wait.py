@@ -22,7 +22,7 @@ from dataclasses import dataclass, fields
 from typing import NamedTuple
 
 from broker.config import RankingSettings
-from broker.metrics.freshness import is_current
+from broker.metrics.freshness import current_since
 from broker.metrics.view import ClusterUsage, QueueCount
 from broker.ranking.query import Job
 from broker.ranking.routed import NOTHING, InFlight
@@ -144,9 +144,10 @@ def waits(
     site since its last report, None when nothing is in flight anywhere."""
     cores, mem, gpus = job.cores, job.mem_mb, job.gpus
     dispatch = settings.dispatch_s
+    since = current_since(now, staleness_s)
     out = []
     for p, hist, sent in zip(pools, historical_s, flight or [NOTHING] * len(pools), strict=True):
-        if not is_current(p.time_s, now, staleness_s):
+        if p.time_s < since:
             seconds = settings.default_wait_s if math.isnan(hist) else hist
             out.append(Wait(STALE, seconds, hist, *_NO_LIVE))
             continue
@@ -160,7 +161,7 @@ def waits(
         else:
             hole_cpus, hole_mem, hole_gpus = p.hole_cpus, p.hole_memory_mb, p.hole_gpus
         has_hole = hole_cpus >= cores and hole_mem >= mem and (not gpus or hole_gpus >= gpus)
-        ahead = max(p.jobs_idle, p.queued if is_current(p.queued_time_s, now, staleness_s) else 0.0)
+        ahead = max(p.jobs_idle, p.queued if p.queued_time_s >= since else 0.0)
         fits_now = has_hole and ahead == 0
         if fits_now:
             live = dispatch
