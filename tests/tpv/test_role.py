@@ -11,6 +11,7 @@ import yaml
 from tests.tpv import support
 
 ROLE = support.ROOT / "roles" / "tpv_broker_rank"
+RANK_CODE = ROLE / "templates" / "tpv_broker_rank.py"
 
 
 def load(relative: str):
@@ -56,19 +57,28 @@ def test_template_renders_valid_yaml_and_python(tmp_path, overrides):
     code = entity["rank"]
     tree = ast.parse(code)
     assert isinstance(tree.body[-1], ast.Expr)  # TPV evaluates the last expression as the result
-    literals = {}  # the first assignment of each name: the rendered value
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            literals.setdefault(node.targets[0].id, node.value)
-    assert ast.literal_eval(literals["_tb_token"]) == overrides.get("tpv_broker_rank_token", "")
-    assert ast.literal_eval(literals["_tb_timeout_s"]) == overrides.get(
-        "tpv_broker_rank_timeout_s", 2.0
-    )
-    objectstores = literals["_tb_objectstores"]  # json.loads("...") of the role variable
-    assert yaml.safe_load(ast.literal_eval(objectstores.args[0])) == overrides.get(
+    first = tree.body[0]  # the settings the template writes, before the included code
+    assert isinstance(first, ast.Assign) and ast.unparse(first.targets[0]) == "_tb_settings"
+    settings = ast.literal_eval(first.value)
+    assert settings["token"] == overrides.get("tpv_broker_rank_token", "")
+    assert settings["token_env"] == overrides.get("tpv_broker_rank_token_env", "")
+    assert settings["timeout_s"] == overrides.get("tpv_broker_rank_timeout_s", 2.0)
+    assert isinstance(settings["timeout_s"], float)
+    assert yaml.safe_load(settings["objectstores_json"]) == overrides.get(
         "tpv_broker_rank_objectstores", {}
     )
-    assert ("TPV_BROKER_TOKEN" in code) == ("tpv_broker_rank_token_env" in overrides)
+    assert yaml.safe_load(settings["context_keys_json"]) == ["latitude", "longitude"]
+    # The rest is the role's tpv_broker_rank.py, character for character.
+    assert code.endswith(RANK_CODE.read_text())
+    settings_source = ast.get_source_segment(code, first)
+    assert code[: code.index(RANK_CODE.read_text())].rstrip().endswith(settings_source)
+
+
+def test_rank_code_holds_no_jinja_so_the_include_copies_it_verbatim():
+    """`include` renders the file as a template: a `{{`, `{%` or `{#` in the Python (an f-string
+    or a dict of sets, say) would be evaluated by Jinja instead of reaching TPV."""
+    source = RANK_CODE.read_text()
+    assert [d for d in ("{{", "{%", "{#", "}}", "%}", "#}") if d in source] == []
 
 
 def test_unknown_variables_are_refused(tmp_path):
