@@ -15,13 +15,9 @@ import pytest
 from broker.metrics.lineprotocol import parse_lines
 from collectors import amqp_consumer, htcondor_producer
 from collectors.schema import ClusterState
-from tests.integration.test_collectors_support import (  # noqa: F401 - fixture
-    AMQP_URL,
-    ROOT,
-    run_module,
-    topology_fixture,
-)
-from tests.unit.test_collectors_producer import FakePool, job_ads, startd_ads
+from tests.support.htcondor_pool import FakePool, job_ads, startd_ads
+from tests.support.paths import ROOT
+from tests.support.rabbitmq import AMQP_URL
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +135,7 @@ def test_rabbitmq_unreachable_one_line_nonzero_within_budget(module, tmp_path):
         script.write_text(
             "import sys\n"
             "from collectors.htcondor_producer import main\n"
-            "from tests.unit.test_collectors_producer import FakePool, startd_ads, job_ads\n"
+            "from tests.support.htcondor_pool import FakePool, startd_ads, job_ads\n"
             "sys.exit(main(sys.argv[1:], source=FakePool(startd_ads(), job_ads())))\n"
         )
         cmd = [sys.executable, str(script), "--site", "s", "--timeout", "3", *args]

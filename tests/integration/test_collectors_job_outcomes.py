@@ -12,7 +12,7 @@ from broker.config import InfluxSettings
 from broker.metrics.influx import InfluxSource
 from broker.metrics.lineprotocol import parse_lines
 from collectors import job_outcomes
-from tests.integration.test_collectors_support import run_module, telegraf_write
+from tests.support.telegraf import run_module, telegraf_write
 
 pytestmark = pytest.mark.integration
 psycopg = pytest.importorskip("psycopg")

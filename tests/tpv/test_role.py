@@ -8,9 +8,10 @@ import ast
 import pytest
 import yaml
 
-from tests.tpv import support
+from tests.support.paths import ROOT
+from tests.support.rank_fragment import render_fragment
 
-ROLE = support.ROOT / "roles" / "tpv_broker_rank"
+ROLE = ROOT / "roles" / "tpv_broker_rank"
 RANK_CODE = ROLE / "templates" / "tpv_broker_rank.py"
 
 
@@ -49,7 +50,7 @@ def test_tasks_use_fully_qualified_modules():
 )
 def test_template_renders_valid_yaml_and_python(tmp_path, overrides):
     """Values reach the snippet as Python literals, however they are quoted."""
-    fragment = yaml.safe_load(support.render_fragment(tmp_path / "f.yml", **overrides).read_text())
+    fragment = yaml.safe_load(render_fragment(tmp_path / "f.yml", **overrides).read_text())
     entity_id = overrides.get("tpv_broker_rank_entity", "default")
     (entity,) = fragment["tools"].values()
     assert list(fragment["tools"]) == [entity_id]
@@ -83,4 +84,4 @@ def test_rank_code_holds_no_jinja_so_the_include_copies_it_verbatim():
 
 def test_unknown_variables_are_refused(tmp_path):
     with pytest.raises(KeyError, match="tpv_broker_rank_tiemout_s"):
-        support.render_fragment(tmp_path / "f.yml", tpv_broker_rank_tiemout_s=1)
+        render_fragment(tmp_path / "f.yml", tpv_broker_rank_tiemout_s=1)
