@@ -28,6 +28,17 @@ def test_every_variable_is_prefixed_and_specified_with_its_default():
         assert spec["default"] == defaults[name], name
 
 
+def test_the_fragment_is_readable_by_galaxys_group_only_by_default():
+    """The fragment can embed the broker token (tpv_broker_rank_token)."""
+    defaults = load("defaults/main.yml")
+    assert int(defaults["tpv_broker_rank_mode"], 8) & 0o007 == 0
+    assert int(defaults["tpv_broker_rank_mode"], 8) & 0o040  # the job handlers read it
+    assert defaults["tpv_broker_rank_group"] == "galaxy"
+    template_task = next(t for t in load("tasks/main.yml") if "ansible.builtin.template" in t)
+    assert template_task["ansible.builtin.template"]["mode"] == "{{ tpv_broker_rank_mode }}"
+    assert template_task["ansible.builtin.template"]["group"] == "{{ tpv_broker_rank_group }}"
+
+
 def test_tasks_use_fully_qualified_modules():
     for task in load("tasks/main.yml"):
         modules = [k for k in task if k.startswith("ansible.")]
