@@ -14,6 +14,8 @@ cost o (which Amdahl's law does not have: the residual GP must find it), input s
 cluster load L that change from run to run, and lognormal noise. Every task runs 30 times with
 one of the four objectives; the same random draws (sizes, loads, noise) are replayed for every
 method, so the methods differ only in the ``s`` they pick.
+The tasks and their oracle are in ``benchmarks.arbo_tasks``, the four methods (the broker's
+estimator and three baselines) in ``benchmarks.arbo_methods``; this module runs and scores them.
 
 Figures per method (all averaged over tasks, lower is better):
   regret              cumulative over the 30 runs of the relative gap to the oracle, which knows
@@ -35,231 +37,24 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import nnls
-from scipy.stats import norm
 
-from broker.arbo.estimator import Run, fit
-from broker.arbo.objective import Goal, decide
+from benchmarks.arbo_methods import METHODS
+from benchmarks.arbo_tasks import (
+    MAX_S,
+    N_RUNS,
+    OBJECTIVES,
+    Task,
+    has_slo,
+    make_tasks,
+    objective_value,
+    oracle,
+    slo_use,
+)
 
-N_RUNS = 30
 WARMUP = 5
-MAX_S = 64
-DEFAULT_S = 8
-CONFIDENCE = 0.95
-WINDOW = 50
-P_VALUES = (0.5, 0.75, 0.9, 0.95, 0.99)
-OBJECTIVES = ("fastest", "cheapest", "cheapest_within_time", "fastest_within_cost")
 SEEDS = (1, 2)
-CAND = np.arange(1, MAX_S + 1)
-
-
-@dataclass
-class Truth:
-    c: float
-    t1: float
-    p: float
-    k: float
-    o: float
-    beta: float
-    sigma: float
-    x0: float = 100.0
-
-    def median(self, s, x, load):
-        s = np.asarray(s, dtype=float)
-        amdahl = self.c + self.t1 * (x / self.x0) ** self.k * ((1 - self.p) + self.p / s)
-        return (amdahl + self.o * s) * (1 + self.beta * load)
-
-    def mean(self, s, x, load):
-        return self.median(s, x, load) * math.exp(self.sigma**2 / 2)
-
-    def quantile(self, s, x, load, q):
-        return self.median(s, x, load) * math.exp(norm.ppf(q) * self.sigma)
-
-
-@dataclass
-class Task:
-    name: str
-    truth: Truth
-    goal: Goal
-    sizes: np.ndarray
-    loads: np.ndarray
-    noise: np.ndarray
-
-
-def make_tasks(seed: int) -> list[Task]:
-    rng = np.random.default_rng(seed)
-    tasks = []
-    for p in P_VALUES:
-        for objective in OBJECTIVES:
-            truth = Truth(
-                c=float(rng.uniform(20, 120)),
-                t1=float(rng.uniform(600, 3600)),
-                p=p,
-                k=float(rng.uniform(0.8, 1.2)),
-                o=float(rng.uniform(0.5, 3.0)),
-                beta=float(rng.uniform(0.3, 0.8)),
-                sigma=float(rng.uniform(0.05, 0.15)),
-            )
-            sizes = truth.x0 * np.exp(rng.normal(0, 0.3, N_RUNS))
-            # Load drifts: a bounded random walk, as a cluster fills and drains over the day.
-            loads = np.clip(
-                rng.uniform(0.1, 0.7) + np.cumsum(rng.normal(0, 0.08, N_RUNS)), 0.0, 0.95
-            )
-            noise = rng.normal(0, truth.sigma, N_RUNS)
-            # SLO limits reachable at a mid-range s for typical inputs, so the oracle has a choice.
-            s_target = int(rng.choice([4, 8, 16, 32]))
-            max_seconds = max_cost = None
-            if objective == "cheapest_within_time":
-                max_seconds = float(truth.quantile(s_target, truth.x0 * 1.3, 0.6, CONFIDENCE))
-            if objective == "fastest_within_cost":
-                max_cost = float(s_target * truth.quantile(s_target, truth.x0, 0.4, CONFIDENCE))
-            goal = Goal(objective, max_seconds, max_cost, 1.0, CONFIDENCE)
-            tasks.append(Task(f"p{p}-{objective}-{seed}", truth, goal, sizes, loads, noise))
-    return tasks
-
-
-def objective_value(goal: Goal, truth: Truth, s, x, load):
-    mean = truth.mean(s, x, load)
-    return np.asarray(s) * goal.price * mean if goal.minimise_cost else mean
-
-
-def slo_use(goal: Goal, truth: Truth, s, x, load):
-    q = truth.quantile(s, x, load, goal.confidence)
-    use = np.zeros_like(np.asarray(q, dtype=float))
-    if goal.max_seconds is not None:
-        use = np.maximum(use, q / goal.max_seconds)
-    if goal.max_cost is not None:
-        use = np.maximum(use, np.asarray(s) * goal.price * q / goal.max_cost)
-    return use
-
-
-def has_slo(goal: Goal) -> bool:
-    return goal.max_seconds is not None or goal.max_cost is not None
-
-
-def oracle(goal: Goal, truth: Truth, x, load) -> int:
-    f = objective_value(goal, truth, CAND, x, load)
-    if not has_slo(goal):
-        return int(CAND[np.argmin(f)])
-    g = slo_use(goal, truth, CAND, x, load)
-    if (g <= 1).any():
-        return int(CAND[np.argmin(np.where(g <= 1, f, np.inf))])
-    return int(CAND[np.argmin(g)])
-
-
-# --- methods: each is a class with choose(x, load) -> s and observe(s, seconds, x, load) ---
-
-
-class Ours:
-    """The broker's estimator and decision rule, exactly as the service runs them."""
-
-    def __init__(self, goal: Goal):
-        self.goal = goal
-        self.runs: list[Run] = []
-
-    def choose(self, x, load):
-        model = fit(self.runs[-WINDOW:])
-        return decide(model, self.goal, DEFAULT_S, MAX_S, x, load).s
-
-    def observe(self, s, seconds, x, load):
-        self.runs.append(Run(s, seconds, x, load))
-
-
-class Fixed:
-    """The author's default, every time."""
-
-    def __init__(self, goal: Goal):
-        pass
-
-    def choose(self, x, load):
-        return DEFAULT_S
-
-    def observe(self, s, seconds, x, load):
-        pass
-
-
-class ArboOriginal:
-    """Original ARBO rules: s=1 then s=5; per-run p smoothed 0.7/0.3; score (mean+std) sqrt(s);
-    time-SLO filter on mean+std; s=1 when nothing fits. Knows neither input size nor load."""
-
-    def __init__(self, goal: Goal):
-        self.goal = goal
-        self.p: float | None = None
-        self.t1_runs: list[float] = []
-        self.history: list[tuple[int, float]] = []
-
-    def choose(self, x, load):
-        if not self.history:
-            return 1
-        if len(self.history) == 1:
-            return min(5, MAX_S)
-        p = self.p if self.p is not None else 0.5
-        frac = (1 - p) + p / CAND
-        t1 = np.array([t / ((1 - p) + p / s) for s, t in self.history])
-        mean, std = t1.mean() * frac, t1.std() * frac
-        score = (mean + std) * np.sqrt(CAND)
-        if self.goal.max_seconds is not None:
-            fits = mean + std <= self.goal.max_seconds
-            if not fits.any():
-                return 1
-            score = np.where(fits, score, np.inf)
-        return int(CAND[np.argmin(score)])
-
-    def observe(self, s, seconds, x, load):
-        self.history.append((s, seconds))
-        if s == 1:
-            self.t1_runs.append(seconds)
-            return
-        if not self.t1_runs:
-            return
-        ref = float(np.mean(self.t1_runs))
-        p_run = float(np.clip((1 - seconds / ref) / (1 - 1 / s), 0.0, 1.0))
-        self.p = p_run if self.p is None else 0.7 * self.p + 0.3 * p_run
-
-
-class Ernest:
-    """Ernest (NSDI'16): T = a + b x/s + c log s + d s by NNLS; three spread training runs,
-    then the mean prediction chooses (SLO on the mean, no uncertainty)."""
-
-    design = (2, 8, 32)
-
-    def __init__(self, goal: Goal):
-        self.goal = goal
-        self.rows: list[list[float]] = []
-        self.times: list[float] = []
-
-    @staticmethod
-    def features(s, x):
-        s = np.asarray(s, dtype=float)
-        return np.column_stack([np.ones_like(s), (x / 100.0) / s, np.log(s), s])
-
-    def choose(self, x, load):
-        if len(self.times) < len(self.design):
-            return self.design[len(self.times)]
-        theta, _ = nnls(np.array(self.rows), np.array(self.times))
-        mean = self.features(CAND, x) @ theta
-        value = CAND * self.goal.price * mean if self.goal.minimise_cost else mean
-        use = np.zeros_like(mean)
-        if self.goal.max_seconds is not None:
-            use = np.maximum(use, mean / self.goal.max_seconds)
-        if self.goal.max_cost is not None:
-            use = np.maximum(use, CAND * self.goal.price * mean / self.goal.max_cost)
-        if has_slo(self.goal):
-            if (use <= 1).any():
-                value = np.where(use <= 1, value, np.inf)
-            else:
-                return int(CAND[np.argmin(use)])
-        return int(CAND[np.argmin(value)])
-
-    def observe(self, s, seconds, x, load):
-        self.rows.append(list(self.features([s], x)[0]))
-        self.times.append(seconds)
-
-
-METHODS = {"ours": Ours, "fixed": Fixed, "arbo_original": ArboOriginal, "ernest": Ernest}
 
 
 def run_task(task: Task, method_cls) -> dict:

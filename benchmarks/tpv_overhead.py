@@ -23,10 +23,13 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from tests.tpv import support
+from tests.support.live_broker import TOKEN, Broker
+from tests.support.paths import TPV_FIXTURES
+from tests.support.rank_fragment import render_fragment
+from tests.support.real_tpv import BWA, GIB, TpvWorker, ensure_tpv_venv
 
-BASE = support.FIXTURES / "tpv-base.yml"
-DATASETS = [[20 * support.GIB, "os_bari"]]
+BASE = TPV_FIXTURES / "tpv-base.yml"
+DATASETS = [[20 * GIB, "os_bari"]]
 
 
 def p99(values: list[float]) -> float:
@@ -39,17 +42,17 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def run(jobs: int, rounds: int) -> dict:
-    support.ensure_tpv_venv()
+    ensure_tpv_venv()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        broker = support.Broker(work / "broker")
+        broker = Broker(work / "broker")
         broker.start()
-        worker = support.TpvWorker(work / "tpv-worker.log")
+        worker = TpvWorker(work / "tpv-worker.log")
         try:
-            fragment = support.render_fragment(
+            fragment = render_fragment(
                 work / "tpv_broker_rank.yml",
                 tpv_broker_rank_url=f"{broker.url}/process_data",
-                tpv_broker_rank_token=support.TOKEN,
+                tpv_broker_rank_token=TOKEN,
             )
             configs = {"default_rank": [str(BASE)], "broker_rank": [str(BASE), str(fragment)]}
             expected = {"default_rank": "pulsar_be_ghent", "broker_rank": "pulsar_it_bari"}
@@ -58,7 +61,7 @@ def run(jobs: int, rounds: int) -> dict:
                 for name, files in configs.items():
                     answer = worker.route(
                         configs=files,
-                        tool=support.BWA,
+                        tool=BWA,
                         datasets=DATASETS,
                         repeat=jobs,
                         explain=False,

@@ -11,7 +11,8 @@ import threading
 from collections import OrderedDict
 from pathlib import Path
 
-from broker.arbo.estimator import Run, TaskModel, fit
+from broker.arbo.amdahl import Run
+from broker.arbo.estimator import TaskModel, fit
 from broker.arbo.models import (
     FeedbackRequest,
     FeedbackResponse,

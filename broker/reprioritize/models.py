@@ -93,7 +93,7 @@ class PredictionOut(_Model):
     std: float
 
 
-class Explanation(_Model):
+class ReprioritizeExplanation(_Model):
     """Why this order: the model that produced it and each pending task's score."""
 
     kernel: str = Field(description="fitted kernel (scaled inputs, standardised results)")
@@ -117,4 +117,4 @@ class ReprioritizeResponse(_Model):
         "(higher runs first; the last task gets 1)"
     )
     predictions: dict[str, PredictionOut]
-    explanation: Explanation | None = None
+    explanation: ReprioritizeExplanation | None = None

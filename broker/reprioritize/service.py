@@ -25,10 +25,10 @@ import time
 
 import numpy as np
 
-from broker.gp import GaussianProcess, Prediction, expected_improvement
+from broker.reprioritize.gp import GaussianProcess, Posterior, expected_improvement
 from broker.reprioritize.models import (
-    Explanation,
     PredictionOut,
+    ReprioritizeExplanation,
     ReprioritizeRequest,
     ReprioritizeResponse,
 )
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 UCB_KAPPA = 2.0
 
 
-def _scores(prediction: Prediction, best: float, minimize: bool, acquisition: str) -> np.ndarray:
+def _scores(prediction: Posterior, best: float, minimize: bool, acquisition: str) -> np.ndarray:
     sign = 1.0 if minimize else -1.0
     if acquisition == "ei":
         return expected_improvement(prediction, best, minimize=minimize)
@@ -91,7 +91,7 @@ def reprioritize(request: ReprioritizeRequest, *, explain: bool = False) -> Repr
     )
     explanation = None
     if explain:
-        explanation = Explanation(
+        explanation = ReprioritizeExplanation(
             kernel=gp.kernel_,
             hyperparameters_fitted=gp.optimized,
             n_completed=len(y),

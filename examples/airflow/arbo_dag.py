@@ -19,7 +19,7 @@ from airflow.operators.empty import EmptyOperator
 from airflow.operators.python import get_current_context
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
 
-from broker.client import ArboClient
+from broker.arbo.client import ArboClient
 
 TASK = "rnaseq.align"
 DEFAULT_S = 8

@@ -1,7 +1,9 @@
 """Render the role tpv_broker_rank's template without Ansible, exactly as its template task would.
 
 Ansible's `template` module is Jinja2 with `trim_blocks=True`; the template uses only Jinja2's
-built-in filters, so this gives the same bytes (bar the `ansible_managed` header line). The TPV
+built-in filters and an `include` of the rank code (tpv_broker_rank.py, next to it, which both
+Ansible and the loader below find in the role's templates/), so this gives the same bytes (bar
+the `ansible_managed` header line). The TPV
 tests render through this module with the role's defaults, so the snippet they prove is the one
 the role ships, and examples/tpv/tpv_broker_rank.yml is this script's output for vars.yml:
 

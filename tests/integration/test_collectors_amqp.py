@@ -13,34 +13,12 @@ import pika
 import pytest
 
 from collectors import amqp_consumer, htcondor_producer
-from collectors.schema import ClusterState
 from metric_contract.lineprotocol import parse_lines
-from tests.integration.test_collectors_support import (  # noqa: F401 - fixture
-    AMQP_URL,
-    ROOT,
-    run_module,
-    topology_fixture,
-)
-from tests.unit.test_collectors_producer import FakePool, job_ads, startd_ads
+from tests.support.htcondor_pool import FakePool, job_ads, startd_ads, state
+from tests.support.paths import ROOT
+from tests.support.rabbitmq import AMQP_URL
 
 pytestmark = pytest.mark.integration
-
-
-def state(site: str, collected_at: float, cpus_free: int = 8) -> ClusterState:
-    totals = {
-        "cpus": 32,
-        "cpus_free": cpus_free,
-        "memory_mb": 128000,
-        "memory_mb_free": 32000,
-        "gpus": 0,
-        "gpus_free": 0,
-        "jobs_idle": 0,
-        "jobs_running": 3,
-        "jobs_held": 0,
-    }
-    return ClusterState(
-        site, collected_at, totals, {"cpus": cpus_free, "memory_mb": 32000, "gpus": 0}
-    )
 
 
 def consume(topo, *extra: str) -> tuple[int, list]:
@@ -139,7 +117,7 @@ def test_rabbitmq_unreachable_one_line_nonzero_within_budget(module, tmp_path):
         script.write_text(
             "import sys\n"
             "from collectors.htcondor_producer import main\n"
-            "from tests.unit.test_collectors_producer import FakePool, startd_ads, job_ads\n"
+            "from tests.support.htcondor_pool import FakePool, startd_ads, job_ads\n"
             "sys.exit(main(sys.argv[1:], source=FakePool(startd_ads(), job_ads())))\n"
         )
         cmd = [sys.executable, str(script), "--site", "s", "--timeout", "3", *args]

@@ -13,13 +13,9 @@ from fastapi.testclient import TestClient
 from broker.app import create_app
 from broker.config import Settings
 from collectors import htcondor_producer
-from tests.integration.test_collectors_support import (  # noqa: F401 - fixture
-    AMQP_URL,
-    run_module,
-    telegraf_write,
-    topology_fixture,
-)
-from tests.unit.test_collectors_producer import FakePool, job_ads, startd_ads
+from tests.support.htcondor_pool import FakePool, job_ads, startd_ads
+from tests.support.rabbitmq import AMQP_URL
+from tests.support.telegraf import run_module, telegraf_write
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 
 from broker.config import InfluxSettings
 from broker.metrics.influx import InfluxSource
-from tests.integration.test_collectors_support import telegraf_write
+from tests.support.telegraf import telegraf_write
 
 pytestmark = pytest.mark.integration
 

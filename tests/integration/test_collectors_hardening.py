@@ -20,13 +20,10 @@ from broker.metrics.influx import InfluxSource
 from broker.metrics.snapshot import SnapshotSource
 from collectors import amqp_consumer
 from metric_contract.lineprotocol import parse_text
-from tests.integration.test_collectors_amqp import state
-from tests.integration.test_collectors_job_outcomes import BWA, galaxy_db  # noqa: F401 - fixture
-from tests.integration.test_collectors_support import (  # noqa: F401 - fixture
-    ROOT,
-    run_module,
-    topology_fixture,
-)
+from tests.integration.conftest import BWA
+from tests.support.htcondor_pool import state
+from tests.support.paths import ROOT
+from tests.support.telegraf import run_module
 
 pytestmark = pytest.mark.integration
 
@@ -139,7 +136,7 @@ def test_amqp_handshake_timeout_is_transient_one_line_exit_3(module, silent_amqp
         script.write_text(
             "import sys\n"
             "from collectors.htcondor_producer import main\n"
-            "from tests.unit.test_collectors_producer import FakePool, startd_ads, job_ads\n"
+            "from tests.support.htcondor_pool import FakePool, startd_ads, job_ads\n"
             "sys.exit(main(sys.argv[1:], source=FakePool(startd_ads(), job_ads())))\n"
         )
         cmd = [str(script), "--site", "s", "--timeout", "1", "--amqp-url", url]

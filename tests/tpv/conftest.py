@@ -11,13 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.tpv import support
+from tests.support.fault_server import FaultServer
+from tests.support.live_broker import Broker
+from tests.support.paths import ROOT
+from tests.support.rank_fragment import render_fragment
+from tests.support.real_tpv import TPV_VENV, TpvWorker, ensure_tpv_venv, tpv_cli
 
 
 @pytest.fixture(scope="session")
 def tpv_venv() -> Path:
-    support.ensure_tpv_venv()
-    return support.TPV_VENV
+    ensure_tpv_venv()
+    return TPV_VENV
 
 
 @pytest.fixture(scope="session")
@@ -28,14 +32,14 @@ def tpv_workdir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tpv(tpv_venv, tpv_workdir, lint_run):
     # lint_run: started with the first TPV test, so `tpv lint` runs while the others do.
-    worker = support.TpvWorker(tpv_workdir / "tpv-worker.log")
+    worker = TpvWorker(tpv_workdir / "tpv-worker.log")
     yield worker
     worker.stop()
 
 
 @pytest.fixture(scope="session")
 def broker(tpv_workdir):
-    b = support.Broker(tpv_workdir / "broker")
+    b = Broker(tpv_workdir / "broker")
     b.start()
     yield b
     b.stop()
@@ -50,7 +54,7 @@ def busy(broker):
 
 @pytest.fixture(scope="session")
 def fault_server():
-    server = support.FaultServer()
+    server = FaultServer()
     server.start()
     yield server
     server.stop()
@@ -63,7 +67,7 @@ def fragments(tpv_workdir, broker, fault_server):
 
     def make(name: str, **overrides) -> Path:
         if name not in made:
-            made[name] = support.render_fragment(tpv_workdir / f"{name}.yml", **overrides)
+            made[name] = render_fragment(tpv_workdir / f"{name}.yml", **overrides)
         return made[name]
 
     return make
@@ -74,8 +78,8 @@ def lint_run(tpv_venv, tpv_workdir):
     """`tpv lint` of examples/tpv (the existing config + the fragment the role renders from
     examples/tpv/vars.yml, which test_tpv_cli.py proves current); started now, checked there.
     One run only: each costs a Galaxy import plus mypy, the largest CPU cost of these tests."""
-    examples = support.ROOT / "examples" / "tpv"
-    process = support.tpv_cli(
+    examples = ROOT / "examples" / "tpv"
+    process = tpv_cli(
         "-vv",  # -v shows warnings, -vv also "lint successful"
         "lint",
         str(examples / "tpv-existing.yml"),

@@ -10,7 +10,7 @@
 # holds a hash of those and is written last, so an interrupted build is never taken as complete.
 # Usage: tests/tpv/make-venv.sh   (env: PYTHON=python3.11, TPV_VENV=path)
 # Default place: the user's cache directory, outside the checkout, so every clone on the machine
-# (CI's fresh clones too) reuses one build; tests/tpv/support.py uses the same default.
+# (CI's fresh clones too) reuses one build; tests/support/real_tpv.py uses the same default.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -28,7 +28,7 @@ warm_mypy_cache() {
   local dir
   dir="$(mktemp -d)"
   printf 'tools:\n  t:\n    rank: |\n      candidate_destinations\n' >"$dir/tpv.yml"
-  # Same mypy options as tests/tpv/support.py LINT_MYPY_INI, or the cache would not match.
+  # Same mypy options as tests/support/real_tpv.py LINT_MYPY_INI, or the cache would not match.
   printf '[mypy]\nfollow_untyped_imports = True\n' >"$dir/mypy.ini"
   (cd "$dir" && MYPY_CACHE_DIR="$MYPY_CACHE.partial" "$VENV/bin/tpv" lint "$dir/tpv.yml" \
     >/dev/null 2>&1)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.tpv import support
-from tests.tpv.support import BWA, GIB, GPU_TOOL, SITES, TOKEN, TPV_ORDER
+from broker.demo import free_port
+from tests.support.live_broker import SITES, TOKEN
+from tests.support.paths import TPV_FIXTURES
+from tests.support.real_tpv import BWA, GIB, GPU_TOOL, TPV_ORDER
 
-BASE = str(support.FIXTURES / "tpv-base.yml")
+BASE = str(TPV_FIXTURES / "tpv-base.yml")
 DATA_IN_BARI = [[20 * GIB, "os_bari"]]
 
 
@@ -125,7 +127,7 @@ def test_broker_failure_routes_to_tpvs_own_first_choice(
     tpv, broker, fault_server, fragments, mode, reason
 ):
     if mode == "stopped":  # nothing listens there
-        url = f"http://127.0.0.1:{support.free_port()}/process_data"
+        url = f"http://127.0.0.1:{free_port()}/process_data"
         fragment = fragments(mode, tpv_broker_rank_url=url, tpv_broker_rank_token=TOKEN)
     elif mode == "wrong-token":  # the live broker refuses it
         url = f"{broker.url}/process_data"

@@ -8,9 +8,11 @@ import ast
 import pytest
 import yaml
 
-from tests.tpv import support
+from tests.support.paths import ROOT
+from tests.support.rank_fragment import render_fragment
 
-ROLE = support.ROOT / "roles" / "tpv_broker_rank"
+ROLE = ROOT / "roles" / "tpv_broker_rank"
+RANK_CODE = ROLE / "templates" / "tpv_broker_rank.py"
 
 
 def load(relative: str):
@@ -24,6 +26,17 @@ def test_every_variable_is_prefixed_and_specified_with_its_default():
     assert set(specs) == set(defaults)
     for name, spec in specs.items():
         assert spec["default"] == defaults[name], name
+
+
+def test_the_fragment_is_readable_by_galaxys_group_only_by_default():
+    """The fragment can embed the broker token (tpv_broker_rank_token)."""
+    defaults = load("defaults/main.yml")
+    assert int(defaults["tpv_broker_rank_mode"], 8) & 0o007 == 0
+    assert int(defaults["tpv_broker_rank_mode"], 8) & 0o040  # the job handlers read it
+    assert defaults["tpv_broker_rank_group"] == "galaxy"
+    template_task = next(t for t in load("tasks/main.yml") if "ansible.builtin.template" in t)
+    assert template_task["ansible.builtin.template"]["mode"] == "{{ tpv_broker_rank_mode }}"
+    assert template_task["ansible.builtin.template"]["group"] == "{{ tpv_broker_rank_group }}"
 
 
 def test_tasks_use_fully_qualified_modules():
@@ -48,7 +61,7 @@ def test_tasks_use_fully_qualified_modules():
 )
 def test_template_renders_valid_yaml_and_python(tmp_path, overrides):
     """Values reach the snippet as Python literals, however they are quoted."""
-    fragment = yaml.safe_load(support.render_fragment(tmp_path / "f.yml", **overrides).read_text())
+    fragment = yaml.safe_load(render_fragment(tmp_path / "f.yml", **overrides).read_text())
     entity_id = overrides.get("tpv_broker_rank_entity", "default")
     (entity,) = fragment["tools"].values()
     assert list(fragment["tools"]) == [entity_id]
@@ -56,21 +69,30 @@ def test_template_renders_valid_yaml_and_python(tmp_path, overrides):
     code = entity["rank"]
     tree = ast.parse(code)
     assert isinstance(tree.body[-1], ast.Expr)  # TPV evaluates the last expression as the result
-    literals = {}  # the first assignment of each name: the rendered value
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
-            literals.setdefault(node.targets[0].id, node.value)
-    assert ast.literal_eval(literals["_tb_token"]) == overrides.get("tpv_broker_rank_token", "")
-    assert ast.literal_eval(literals["_tb_timeout_s"]) == overrides.get(
-        "tpv_broker_rank_timeout_s", 2.0
-    )
-    objectstores = literals["_tb_objectstores"]  # json.loads("...") of the role variable
-    assert yaml.safe_load(ast.literal_eval(objectstores.args[0])) == overrides.get(
+    first = tree.body[0]  # the settings the template writes, before the included code
+    assert isinstance(first, ast.Assign) and ast.unparse(first.targets[0]) == "_tb_settings"
+    settings = ast.literal_eval(first.value)
+    assert settings["token"] == overrides.get("tpv_broker_rank_token", "")
+    assert settings["token_env"] == overrides.get("tpv_broker_rank_token_env", "")
+    assert settings["timeout_s"] == overrides.get("tpv_broker_rank_timeout_s", 2.0)
+    assert isinstance(settings["timeout_s"], float)
+    assert yaml.safe_load(settings["objectstores_json"]) == overrides.get(
         "tpv_broker_rank_objectstores", {}
     )
-    assert ("TPV_BROKER_TOKEN" in code) == ("tpv_broker_rank_token_env" in overrides)
+    assert yaml.safe_load(settings["context_keys_json"]) == ["latitude", "longitude"]
+    # The rest is the role's tpv_broker_rank.py, character for character.
+    assert code.endswith(RANK_CODE.read_text())
+    settings_source = ast.get_source_segment(code, first)
+    assert code[: code.index(RANK_CODE.read_text())].rstrip().endswith(settings_source)
+
+
+def test_rank_code_holds_no_jinja_so_the_include_copies_it_verbatim():
+    """`include` renders the file as a template: a `{{`, `{%` or `{#` in the Python (an f-string
+    or a dict of sets, say) would be evaluated by Jinja instead of reaching TPV."""
+    source = RANK_CODE.read_text()
+    assert [d for d in ("{{", "{%", "{#", "}}", "%}", "#}") if d in source] == []
 
 
 def test_unknown_variables_are_refused(tmp_path):
     with pytest.raises(KeyError, match="tpv_broker_rank_tiemout_s"):
-        support.render_fragment(tmp_path / "f.yml", tpv_broker_rank_tiemout_s=1)
+        render_fragment(tmp_path / "f.yml", tpv_broker_rank_tiemout_s=1)

@@ -9,11 +9,13 @@ import subprocess
 
 import yaml
 
-from tests.tpv import support
-from tests.tpv.support import BWA, GIB, TOKEN, TPV_ORDER
+from tests.support.live_broker import SITES, TOKEN, Broker
+from tests.support.paths import ROOT, TPV_FIXTURES
+from tests.support.rank_fragment import render_fragment
+from tests.support.real_tpv import BWA, GIB, TPV_ORDER, tpv_cli
 
-BASE = str(support.FIXTURES / "tpv-base.yml")
-EXAMPLES = support.ROOT / "examples" / "tpv"
+BASE = str(TPV_FIXTURES / "tpv-base.yml")
+EXAMPLES = ROOT / "examples" / "tpv"
 
 
 def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
@@ -22,7 +24,7 @@ def finish(process: subprocess.Popen[str]) -> tuple[int, str, str]:
 
 
 def test_examples_are_what_the_role_renders(tmp_path):
-    rendered = support.render_fragment(
+    rendered = render_fragment(
         tmp_path / "tpv_broker_rank.yml",
         **yaml.safe_load((EXAMPLES / "vars.yml").read_text()),
     ).read_text()
@@ -46,11 +48,11 @@ def test_tpv_dry_run_shows_the_broker_ranking(tpv_venv, tpv_workdir, broker, fra
     )
     busy("pulsar_be_ghent")  # TPV's favourite is full: the broker sends the job elsewhere
     code, out, err = finish(
-        support.tpv_cli(
+        tpv_cli(
             "-vv",  # log (to stdout) warnings too, so a fallback line would show
             "dry-run",
             "--job-conf",
-            str(support.FIXTURES / "job_conf.yml"),
+            str(TPV_FIXTURES / "job_conf.yml"),
             "--tool",
             BWA,
             "--input-size",
@@ -64,12 +66,12 @@ def test_tpv_dry_run_shows_the_broker_ranking(tpv_venv, tpv_workdir, broker, fra
     assert code == 0, err
     shown = re.findall(r"#\d+ (\S+) \(score: ", err)
     # dry-run's one input has no object store: the same request, sent to the broker directly.
-    expected = support.Broker.rank(
+    expected = Broker.rank(
         broker,
         {
             "destinations": [
                 {"id": d, "context": {"latitude": lat, "longitude": lon}}
-                for d, (_site, lat, lon, _store) in support.SITES.items()
+                for d, (_site, lat, lon, _store) in SITES.items()
             ],
             "datasets": {"0": {"object_store_id": None, "size": 20 * GIB}},
             "job_info": {"tool_id": BWA, "mem": 30, "cores": 16},

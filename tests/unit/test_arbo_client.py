@@ -11,8 +11,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
+from broker.arbo.client import XCOM_KEY, ArboClient, measure_mapped, split_evenly
 from broker.arbo.routes import router
-from broker.client import XCOM_KEY, ArboClient, measure_mapped, split_evenly
 from broker.config import Settings
 from broker.demo import free_port
 from broker.errors import install_error_handlers
@@ -59,7 +59,7 @@ def test_client_round_trip(broker_url):
 
 def test_broker_down_means_default_s_and_a_warning(caplog):
     client = ArboClient(f"http://127.0.0.1:{free_port()}", timeout=2)
-    with caplog.at_level(logging.WARNING, logger="broker.client"):
+    with caplog.at_level(logging.WARNING, logger="broker.arbo.client"):
         decision = client.parallelism("bwa", default_s=6)
         chunks = client.mapped_arguments("bwa", list("abcdefghij"), default_s=6)
         accepted = client.feedback("bwa", s=6, seconds=10.0)
@@ -145,7 +145,7 @@ def test_callback_reports_failure_and_never_raises(broker_url, caplog):
     stored = app.state.arbo.store.recent("align", 10, succeeded_only=False)
     assert [(r.s, r.seconds, r.succeeded) for r in stored] == [(2, 70.0, False)]
     down = ArboClient(f"http://127.0.0.1:{free_port()}", timeout=1)
-    with caplog.at_level(logging.WARNING, logger="broker.client"):
+    with caplog.at_level(logging.WARNING, logger="broker.arbo.client"):
         down.success_callback("align", "align")({"dag_run": DagRun(tis)})
         down.success_callback("align", "align")({})  # malformed context: logged, not raised
     assert len(caplog.records) == 2

@@ -8,7 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from broker.arbo.estimator import Run, fit, fit_amdahl
+from broker.arbo.amdahl import Run, fit_amdahl
+from broker.arbo.estimator import fit
 
 
 def amdahl_runs(p, n, seed, c=30.0, t1=1200.0, k=1.0, sigma=0.08, overhead=0.0, beta=0.0):

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from broker.arbo.estimator import Run, fit
+from broker.arbo.amdahl import Run
+from broker.arbo.estimator import fit
 from broker.arbo.objective import Goal, candidates, decide
 
 

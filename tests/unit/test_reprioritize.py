@@ -200,3 +200,18 @@ def test_bad_requests_answer_422_naming_the_field(client, mutate, loc, text):
     mutate(body)
     errors = _errors(post(client, body))
     assert any(e_loc == loc and text in msg for e_loc, msg in errors), errors
+
+
+def test_the_broker_publishes_each_schema_under_its_class_name():
+    """Two models of one name (reprioritize's explanation and the ranking's were both
+    `Explanation`) make FastAPI publish module-mangled schema names such as
+    `broker__reprioritize__models__Explanation`, which OpenAPI client generators turn into
+    unwieldy types. Each model has a name of its own; the JSON fields are unchanged."""
+    from broker.app import create_app
+    from broker.config import load_settings
+
+    schemas = create_app(load_settings(environ={})).openapi()["components"]["schemas"]
+    assert {"Explanation", "ReprioritizeExplanation"} <= set(schemas)
+    assert [name for name in schemas if "__" in name] == []
+    explanation = schemas["ReprioritizeResponse"]["properties"]["explanation"]
+    assert "#/components/schemas/ReprioritizeExplanation" in json.dumps(explanation)

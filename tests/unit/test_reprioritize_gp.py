@@ -1,11 +1,11 @@
-"""broker.gp: the shared GP surrogate (fits, uncertainty, ARD choice, expected improvement)."""
+"""broker.reprioritize.gp: fits, uncertainty, ARD choice, expected improvement."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from broker.gp import GaussianProcess, Prediction, expected_improvement
+from broker.reprioritize.gp import GaussianProcess, Posterior, expected_improvement
 
 
 def test_fits_a_smooth_function_and_is_uncertain_away_from_data():
@@ -103,7 +103,7 @@ def test_expected_improvement_matches_monte_carlo(minimize):
     mean = np.array([0.0, 1.0, -1.0, 0.3])
     std = np.array([1.0, 0.5, 2.0, 0.0])
     best = 0.2
-    ei = expected_improvement(Prediction(mean, std), best, minimize=minimize)
+    ei = expected_improvement(Posterior(mean, std), best, minimize=minimize)
     samples = mean + std * rng.standard_normal((200_000, 4))
     gain = (best - samples) if minimize else (samples - best)
     np.testing.assert_allclose(ei, np.maximum(gain, 0).mean(axis=0), atol=0.01)

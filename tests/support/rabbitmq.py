@@ -1,25 +1,17 @@
-"""Helpers for the collector integration tests (no tests here): a per-test RabbitMQ topology
-with unique names that is deleted afterwards, running a collector the way Telegraf's exec
-plugin does, and writing its output to InfluxDB the way Telegraf's influx output does."""
+"""RabbitMQ for the collector integration tests: the server already running on 127.0.0.1:5672
+(guest/guest), and a per-test topology (exchange, queue, dead-letter pair) with unique names
+that is deleted afterwards."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 import pika
-import pytest
 
 from collectors.amqp import dead_letter_names
 from collectors.settings import CollectorSettings
-from metric_contract.lineprotocol import format_point, parse_lines
 
-ROOT = Path(__file__).resolve().parents[2]
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
@@ -103,41 +95,3 @@ class Topology:
             ch.exchange_delete(self.exchange)
         finally:
             connection.close()
-
-
-@pytest.fixture(name="topology")
-def topology_fixture():
-    if not rabbitmq_available():
-        pytest.skip("RabbitMQ is not running on 127.0.0.1:5672 (rabbitmq-server -detached)")
-    tag = uuid.uuid4().hex[:12]
-    topo = Topology(exchange=f"test.metrics.{tag}", queue=f"test.htcondor.{tag}")
-    yield topo
-    topo.delete()
-
-
-def run_module(module: str, *args: str, timeout: float = 30, env: dict | None = None):
-    """Run `python -m module args` as Telegraf's exec plugin would; returns CompletedProcess."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TPV_COLLECTOR_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=full_env,
-    )
-
-
-def telegraf_write(influxdb, output: str, host: str = "galaxy-test", now_ns: int | None = None):
-    """What Telegraf does with an exec plugin's stdout: parse the influx data format, add its
-    global `host` tag, stamp points that carry no timestamp with the collection time, and POST
-    the batch to /write. Returns the number of points written."""
-    stamp = now_ns if now_ns is not None else time.time_ns()
-    lines = []
-    for p in parse_lines(output.splitlines()):
-        tags = dict(p.tags) | {"host": host}
-        lines.append(format_point(p.measurement, tags, p.fields, p.time_ns or stamp))
-    if lines:
-        influxdb.write(lines)
-    return len(lines)

@@ -1,9 +1,12 @@
-"""Gaussian-process surrogate helpers shared by the reprioritization service and ARBO.
+"""Gaussian-process surrogate of the reprioritization service (``broker.reprioritize.service``).
 
-The public API is deliberately small and stable (other packages import it):
+Only reprioritization uses it. ARBO's residual GP (``broker.arbo.estimator``) calls
+scikit-learn directly, because it needs other hyperparameter bounds and the fitted kernel matrix
+for its leave-one-out calibration: docs/arbo.md ("Why not the reprioritization GP") has the
+measured comparison. The API is small:
 
-- :class:`GaussianProcess`: ``fit(X, y, domain=None)`` then ``predict(X) -> Prediction``.
-- :class:`Prediction`: ``mean`` and ``std`` arrays in the units of ``y``.
+- :class:`GaussianProcess`: ``fit(X, y, domain=None)`` then ``predict(X) -> Posterior``.
+- :class:`Posterior`: ``mean`` and ``std`` arrays in the units of ``y``.
 - :func:`expected_improvement`: the closed-form EI acquisition for a prediction.
 
 Why these choices:
@@ -48,7 +51,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern
 from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
-__all__ = ["GaussianProcess", "Prediction", "expected_improvement"]
+__all__ = ["GaussianProcess", "Posterior", "expected_improvement"]
 
 KernelName = Literal["matern52", "rbf"]
 
@@ -69,7 +72,7 @@ def _single_threaded_blas() -> Iterator[None]:
 
 
 @dataclass(frozen=True)
-class Prediction:
+class Posterior:
     """Posterior mean and standard deviation (of the latent function, in the units of y)."""
 
     mean: np.ndarray
@@ -241,7 +244,7 @@ class GaussianProcess:
         self._y_scale = y_std if y_std > 0 else 1.0
         return self
 
-    def predict(self, X: np.ndarray | list) -> Prediction:
+    def predict(self, X: np.ndarray | list) -> Posterior:
         """Posterior mean and std of the latent function at X (noise excluded from std)."""
         if self._gpr is None or self._scaler is None:
             raise RuntimeError("fit() first")
@@ -250,7 +253,7 @@ class GaussianProcess:
         with _single_threaded_blas():
             mean, cov_std = self._gpr.predict(Xs, return_std=True)
         var = np.square(cov_std) - self.noise_variance
-        return Prediction(mean=np.asarray(mean, float), std=np.sqrt(np.clip(var, 0.0, None)))
+        return Posterior(mean=np.asarray(mean, float), std=np.sqrt(np.clip(var, 0.0, None)))
 
     @property
     def noise_variance(self) -> float:
@@ -269,7 +272,7 @@ class GaussianProcess:
 
 
 def expected_improvement(
-    prediction: Prediction, best: float, *, minimize: bool = True, xi: float = 0.0
+    prediction: Posterior, best: float, *, minimize: bool = True, xi: float = 0.0
 ) -> np.ndarray:
     """Closed-form expected improvement over ``best`` for each predicted point.
 

@@ -1,0 +1,146 @@
+"""A live broker for the TPV tests and benchmarks/tpv_overhead.py: `tpv-broker serve` on
+loopback, ranking a small network (config + line-protocol snapshot) that a test rewrites to
+change the metrics while the broker runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from broker.demo import free_port
+
+BROKER_CLI = Path(sys.executable).parent / "tpv-broker"
+TOKEN = "tpv-test-token"
+
+SITES = {
+    "pulsar_de_freiburg": ("freiburg", 47.99, 7.85, "os_freiburg"),
+    "pulsar_it_bari": ("bari", 41.12, 16.87, "os_bari"),
+    "pulsar_be_ghent": ("ghent", 51.05, 3.72, "os_ghent"),
+}
+
+_NOW_NS = 1_800_000_000 * 10**9
+
+
+def _usage(site: str, free: bool, ts: int) -> str:
+    if free:
+        f = "cpus_free=256i,memory_mb_free=2097152i,gpus_free=2i,jobs_idle=0i,jobs_running=40i"
+        f += ",largest_free_cpus=32i,largest_free_memory_mb=262144i"
+    else:
+        f = "cpus_free=0i,memory_mb_free=0i,gpus_free=0i,jobs_idle=3000i,jobs_running=512i"
+        f += ",largest_free_cpus=0i,largest_free_memory_mb=0i"
+    return (
+        f"htcondor_cluster_usage,site={site} cpus=512i,memory_mb=4194304i,gpus=4i,"
+        f"jobs_held=0i,{f} {ts}"
+    )
+
+
+def snapshot_lines(busy: tuple[str, ...] = ()) -> str:
+    """Every site fresh with free slots, except the destinations in `busy`: full, 3000 queued."""
+    lines = ["# tests/tpv network snapshot"]
+    for dest, (site, *_rest) in SITES.items():
+        lines.append(_usage(site, dest not in busy, _NOW_NS))
+        queued = 3000 if dest in busy else 0
+        lines.append(
+            f"queue_by_destination,destination_id={dest},state=queued count={queued}i {_NOW_NS}"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_network(directory: Path, busy: tuple[str, ...] = ()) -> Path:
+    """Broker config + snapshot; the snapshot is re-read every 0.2 s, so rewriting it is live."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "network.lp.tmp").write_text(snapshot_lines(busy))
+    os.replace(directory / "network.lp.tmp", directory / "network.lp")
+    config = {
+        "server": {"log_level": "warning"},
+        "state_dir": str(directory / "state"),
+        "metrics": {
+            "source": "snapshot",
+            "snapshot": "network.lp",
+            "staleness_s": 300,
+            "influxdb": {"refresh_s": 0.2},
+        },
+        "destinations": {
+            dest: {"site": site, "latitude": lat, "longitude": lon, "objectstores": [store]}
+            for dest, (site, lat, lon, store) in SITES.items()
+        },
+        "objectstores": {
+            store: {"latitude": lat, "longitude": lon} for _s, lat, lon, store in SITES.values()
+        },
+        "auth": {"tokens": [TOKEN]},
+    }
+    path = directory / "broker.yml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def http_json(url: str, body: Any = None, token: str | None = TOKEN, timeout: float = 5) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class Broker:
+    """`tpv-broker serve` on a free loopback port, on the network written by write_network."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.config = write_network(directory)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = open(self.directory / "broker.log", "ab")  # noqa: SIM115 - the child keeps it
+        self.process = subprocess.Popen(
+            [str(BROKER_CLI), "serve", "--config", str(self.config), "--port", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"broker exited: {(self.directory / 'broker.log').read_text()}")
+            try:
+                http_json(self.url + "/health", timeout=1)
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.1)
+        raise RuntimeError("broker did not answer /health within 30 s")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def set_busy(self, *busy: str) -> None:
+        """Rewrite the snapshot and wait until the broker has read the new one (two refreshes)."""
+        before = http_json(self.url + "/health")["metrics"]["refreshes"]
+        write_network(self.directory, busy)
+        deadline = time.monotonic() + 10
+        while http_json(self.url + "/health")["metrics"]["refreshes"] < before + 2:
+            if time.monotonic() > deadline:
+                raise RuntimeError("broker did not refresh its metrics within 10 s")
+            time.sleep(0.05)
+
+    def rank(self, request: dict[str, Any]) -> list[str]:
+        return http_json(self.url + "/process_data", request)["sorted_destinations"]
