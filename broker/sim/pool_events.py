@@ -116,6 +116,7 @@ class PoolEvents:
         if starting:
             site.up = False
             self._account_busy()
+            # by start, ties in the order the negotiator started them (`SiteState.running`)
             for task in sorted(site.running, key=lambda t: t.started):
                 site.release(task)
                 task.state = "lost"

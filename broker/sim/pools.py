@@ -106,7 +106,10 @@ class SiteState:
         mem = conf.memory_gb_per_machine * MB_PER_GB
         self.total = (conf.cores, conf.machines * mem, conf.machines * conf.gpus_per_machine)
         self.idle: list[Task] = []
-        self.running: set[Task] = set()
+        # in the order the negotiator started them (a dict as an ordered set): a set of tasks
+        # iterates in memory-address order, and the order jobs lost together are resubmitted
+        # in would then depend on what ran earlier in the process
+        self.running: dict[Task, None] = {}
         # Galaxy attempts routed here whose inputs are still staging, in routing order
         # (a dict as an ordered set); they join `idle` at their STAGED event
         self.staging: dict[Task, None] = {}
@@ -132,12 +135,12 @@ class SiteState:
         self.machines.claim(i, task.cores, task.mem_mb, task.gpus)
         task.machine = i
         self.busy_cores += task.cores
-        self.running.add(task)
+        self.running[task] = None
 
     def release(self, task: Task) -> None:
         self.machines.release(task.machine, task.cores, task.mem_mb, task.gpus)
         self.busy_cores -= task.cores
-        self.running.discard(task)
+        self.running.pop(task, None)
 
     def usage_fields(self) -> dict:
         """The producer's `htcondor_cluster_usage` fields for this pool, now."""

@@ -140,3 +140,30 @@ def test_the_simulator_imports_without_a_cycle():
 
     assert graph["engine"] and "policies" not in graph["engine"]
     assert [m for m in graph if reaches(m, m)] == []
+
+
+def test_jobs_lost_in_an_outage_are_resubmitted_in_the_order_they_started(tmp_path, monkeypatch):
+    """Galaxy notices every job lost in an outage at the same moment; they are resubmitted in
+    the order the pool started them, not in an order that depends on where the objects happen
+    to live in memory (which made a policy's figures depend on the policies run before it)."""
+    from broker.sim.galaxy_events import GalaxyEvents
+
+    outage = {"site": "a", "start_h": 0.6, "duration_h": 0.5}  # where TPV sends every job
+    long_runs = {"small": {"share": 1, "cores": 1, "mem_gb": 2, "run_median_s": 1800}}
+    sc = load_scenario(scenario_file(tmp_path, outages=[outage], tools=long_runs))
+    routed = []
+    route = GalaxyEvents.route
+
+    def logged(self, job, attempt):
+        routed.append((self.now, self.records[job.id].attempts[-1] if attempt else None))
+        route(self, job, attempt)
+
+    monkeypatch.setattr(GalaxyEvents, "route", logged)
+    result = simulate(sc, "tpv_default", seed=0)
+    detect = result.start + 0.6 * 3600 + sc.outage_detect_s
+    again = [
+        prev for t, prev in routed if t == detect and prev is not None and prev.state == "lost"
+    ]
+    assert len(again) > 10 and len({a.started for a in again}) < len(again)  # ties to break
+    order = [(a.started, a.staged, a.routed) for a in again]
+    assert order == sorted(order)
