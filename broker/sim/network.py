@@ -1,5 +1,9 @@
 """The simulated Pulsar network: distances, true bandwidths, TPV's candidates and its order,
-and the broker settings an administrator would write for this network."""
+and the broker settings an administrator would write for this network.
+
+Distances and the distance-to-bandwidth formula are the ranking's own
+(`broker.ranking.transfer`): the true network is the broker's model of the scenario's shape
+times a per-pair factor the broker does not know, so the two can differ only by that factor."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from broker.config import Settings, deep_merge
-from broker.ranking.transfer import distance_km
+from broker.ranking.transfer import bandwidth_mb_s, distance_km
 from broker.sim.scenario import Scenario, Site, Tool
 
 
@@ -23,6 +27,7 @@ class Network:
     @classmethod
     def build(cls, scenario: Scenario, rng: np.random.Generator) -> Network:
         bw = scenario.bandwidth
+        shape = bw.model_shape()
         km, mb_s = {}, {}
         # Sorted iteration: the noise drawn for a pair does not depend on YAML order.
         for store in sorted(scenario.objectstores):
@@ -30,7 +35,7 @@ class Network:
             for site in sorted(scenario.sites):
                 conf = scenario.sites[site]
                 d = distance_km((s.latitude, s.longitude), (conf.latitude, conf.longitude))
-                nominal = max(bw.floor_mb_s, bw.peak_mb_s / (1 + d / bw.half_distance_km))
+                nominal = bandwidth_mb_s(shape, d)
                 noise = math.exp(rng.normal(0.0, bw.noise_sigma)) if bw.noise_sigma else 1.0
                 km[(store, site)] = d
                 mb_s[(store, site)] = nominal * noise
@@ -76,7 +81,7 @@ def broker_settings(scenario: Scenario) -> Settings:
     """What an administrator writes for this network: each destination's site, coordinates,
     local object stores and features; the stores' coordinates; the bandwidth model's shape
     calibrated to the network (the per-pair noise is not known); scenario overrides last."""
-    bw = scenario.bandwidth
+    shape = scenario.bandwidth.model_shape()
     raw: dict = {
         "destinations": {
             scenario.destination_of(name): {
@@ -93,11 +98,7 @@ def broker_settings(scenario: Scenario) -> Settings:
             for k, o in scenario.objectstores.items()
         },
         "ranking": {
-            "bandwidth": {
-                "peak_mb_s": bw.peak_mb_s,
-                "half_distance_km": bw.half_distance_km,
-                "floor_mb_s": bw.floor_mb_s,
-            }
+            "bandwidth": shape.model_dump(include={"peak_mb_s", "half_distance_km", "floor_mb_s"})
         },
     }
     return Settings.model_validate(deep_merge(raw, scenario.broker))

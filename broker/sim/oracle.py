@@ -9,7 +9,7 @@ policy can meet.
   job, the attempts still staging towards each site and when they will arrive, the true
   bandwidths, the job's exact run time at each site, and whether an attempt will fail there.
   For each candidate that is up it replays that pool's negotiator (the same rules as
-  `engine.Simulation.negotiate`: every `negotiation_interval_s`, idle jobs in queue order,
+  `pool_events.PoolEvents.negotiate`: every `negotiation_interval_s`, idle jobs in queue order,
   first machine that fits, backfill) until the job would start, and picks the smallest
   staging + wait + run. Being omniscient, it also uses the true run time (and failure) of every
   job ahead of it in the queue, Galaxy's and the local users' alike, so the replay is exact up
@@ -36,12 +36,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from broker.sim.engine import MB_PER_GB, first_fit
 from broker.sim.policies import Policy
 from broker.sim.workload import HOUR
+from metric_contract.units import MB_PER_GB
 
 if TYPE_CHECKING:
-    from broker.sim.engine import Simulation, Task
+    from broker.sim.engine import Simulation
+    from broker.sim.pools import Task
     from broker.sim.workload import Job
 
 
@@ -51,7 +52,7 @@ def job_lower_bound_s(sim: Simulation, job: Job) -> float:
     for dest in sim.tpv[job.tool]:
         site = sim.network.site_of_dest[dest]
         staging = sim.network.transfer(job.datasets, site)[0]
-        best = min(best, staging + sim.run_s(job, site))
+        best = min(best, staging + sim.runs.run_s(job, site))
     return best
 
 
@@ -74,7 +75,7 @@ class Oracle(Policy):
         for pos, dest in enumerate(sim.tpv[job.tool]):
             site = sim.network.site_of_dest[dest]
             staging = sim.network.transfer(job.datasets, site)[0]
-            rows.append((staging, sim.run_s(job, site), pos, dest, site))
+            rows.append((staging, sim.runs.run_s(job, site), pos, dest, site))
         up = [r for r in rows if sim.sites[r[4]].up]
         if not up:  # every candidate is down: the one that is back first
             return min(rows, key=lambda r: (self._back_at(r[4], now), r[2]))[3]
@@ -93,7 +94,7 @@ class Oracle(Policy):
             start = self._start(site, now + staging, need, budget)
             if start == math.inf:
                 continue
-            fails, duration = sim.outcome(job, attempt, site, run, start)
+            fails, duration = sim.runs.outcome(job, attempt, site, run, start)
             cost = start - now + duration + (retry if fails and not last else 0.0)
             key = (fails and last, cost, pos)
             if best is None or key < best:
@@ -114,7 +115,7 @@ class Oracle(Policy):
     def _duration(self, task: Task, site: str, t: float) -> float:
         if task.job is None:
             return task.run_s
-        return self.sim.outcome(task.job, task.attempt, site, task.run_s, t)[1]
+        return self.sim.runs.outcome(task.job, task.attempt, site, task.run_s, t)[1]
 
     def _start(
         self, site_name: str, ready: float, need: tuple[int, float, int], budget: float
@@ -124,8 +125,8 @@ class Oracle(Policy):
         once the start would be later than `budget`."""
         sim = self.sim
         site = sim.sites[site_name]
-        step, phase = sim.sc.negotiation_interval_s, site.phase
-        free = [list(f) for f in site.free]
+        step = sim.sc.negotiation_interval_s
+        free = site.machines.copy()
         # (end, tie-break, machine, cores, memory, GPUs); the order among equal ends does not
         # matter: every end up to a negotiation is released before it
         ends = [
@@ -151,33 +152,27 @@ class Oracle(Policy):
                 if t_next == math.inf:
                     return math.inf  # cannot happen: the job fits an empty machine (TPV)
                 # the negotiation a change at t_next asks for (`want_negotiation`)
-                tick = phase + (math.floor((t_next - phase) / step) + 1) * step
+                tick = site.next_negotiation(t_next, step)
             if tick > budget:
                 return math.inf
             while ends and ends[0][0] <= tick:
                 _, _, i, c, m, g = heapq.heappop(ends)
-                f = free[i]
-                f[0] += c
-                f[1] += m
-                f[2] += g
+                free.release(i, c, m, g)
             while nxt < len(arrivals) and arrivals[nxt][0] <= tick:
                 queue.append(arrivals[nxt][1:])
                 nxt += 1
             waiting = []
-            most_free = max(f[0] for f in free)
+            most_free = free.most_cores()
             for entry in queue:
                 task, c, m, g = entry
-                i = first_fit(free, c, m, g) if c <= most_free else -1
+                i = free.first_fit(c, m, g) if c <= most_free else -1
                 if i < 0:
                     waiting.append(entry)
                     continue
                 if task is None:
                     return tick
-                f = free[i]
-                f[0] -= c
-                f[1] -= m
-                f[2] -= g
-                most_free = max(f[0] for f in free)
+                free.claim(i, c, m, g)
+                most_free = free.most_cores()
                 seq += 1
                 heapq.heappush(
                     ends, (tick + self._duration(task, site_name, tick), seq, i, c, m, g)

@@ -18,8 +18,9 @@ None sees the simulator's true state, true bandwidths or failure probabilities.
 - `broker`: this project's ranking code (`broker.ranking.rank`), fed the simulated metrics.
 
 `REFERENCE_POLICIES` are not routing policies a deployment could run but yardsticks that see
-the true state: `oracle` (`broker.sim.oracle`). They can be asked for by name and are never in
-`POLICIES`, the set the broker is compared with.
+the true state: `oracle` (`broker.sim.oracle`, built on `Policy`). They can be asked for by name
+and are never in `POLICIES`, the set the broker is compared with. `broker.sim.runner.make_policy`
+builds any of them by name (this module does not import the oracle, which imports it).
 
 The baselines are given the same freshness rule as the broker (a site without a cluster-usage
 point in `metrics.staleness_s` goes last; a queue row that old counts as an empty queue): the
@@ -32,6 +33,7 @@ import bisect
 import itertools
 from typing import TYPE_CHECKING
 
+from broker.metrics.freshness import is_current
 from broker.ranking.context import RankContext
 from broker.ranking.query import Job, RankQuery
 from broker.ranking.rank import rank
@@ -58,19 +60,26 @@ class Policy:
     def choose(self, job: Job, attempt: int, now: float) -> str:
         raise NotImplementedError
 
-    # helpers shared by the metric-driven baselines
+    # helpers shared by the metric-driven baselines: they read the metrics with the broker's
+    # own freshness rule (the generous reading, see the module docstring)
     def _fresh_usage(self, view, dest: str, now_abs: float):
+        """The destination's site's cluster usage, or None when it is missing or not current."""
         site = self.sim.settings.site_of(dest)
         usage = view.cluster.get(site)
-        if usage is None or now_abs - usage.time_s > self.sim.settings.metrics.staleness_s:
+        if usage is None or not self._current(usage.time_s, now_abs):
             return None
         return usage
 
     def _queue(self, view, dest: str, state: str, now_abs: float) -> float:
+        """Galaxy's count of the destination's jobs in `state`; a row that is not current is
+        an empty queue (gxadmin writes no row for one)."""
         row = view.queues.get(dest, {}).get(state)
-        if row is None or now_abs - row.time_s > self.sim.settings.metrics.staleness_s:
+        if row is None or not self._current(row.time_s, now_abs):
             return 0.0
         return row.count
+
+    def _current(self, time_s: float, now_abs: float) -> bool:
+        return is_current(time_s, now_abs, self.sim.settings.metrics.staleness_s)
 
 
 class TpvDefault(Policy):
@@ -185,17 +194,5 @@ class Broker(Policy):
         return rank(ctx, query).sorted_destinations[0]
 
 
-_CLASSES = {c.name: c for c in (TpvDefault, WeightedRandom, OriginalBroker, LeastLoaded, Broker)}
-
-
-def make_policy(name: str, sim: Simulation) -> Policy:
-    if name == "oracle":
-        from broker.sim.oracle import Oracle  # its own module, built on `Policy`
-
-        return Oracle(sim)
-    try:
-        return _CLASSES[name](sim)
-    except KeyError:
-        raise ValueError(
-            f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}"
-        ) from None
+# the routing policies by name (the reference policies are added by `runner.make_policy`)
+CLASSES = {c.name: c for c in (TpvDefault, WeightedRandom, OriginalBroker, LeastLoaded, Broker)}

@@ -7,8 +7,8 @@ from collections import defaultdict
 
 import numpy as np
 
-from broker.sim.engine import Result
 from broker.sim.policies import REFERENCE_POLICIES
+from broker.sim.results import Result
 
 # The lower bound's key in the JSON line: top level, {scenario: seconds}, next to "scenarios",
 # so that every entry of a scenario under "scenarios" stays a policy with its figures.

@@ -1,5 +1,8 @@
 """Run scenarios x policies x seeds (in parallel over (scenario, seed)), deterministically.
 
+This is where a simulation is given its policies (`make_policy`): the engine takes a factory,
+and the policies and the oracle read the simulation, so nothing imports in a circle.
+
 A policy is named, optionally with broker settings to change for it (a what-if run):
 `broker:preference_step_s=0` (keys without a dot are under `ranking.`; dotted keys start at
 the settings root, e.g. `metrics.staleness_s=120`).
@@ -15,12 +18,52 @@ from pathlib import Path
 import yaml
 
 from broker.config import Settings, deep_merge
-from broker.sim.engine import Simulation
+from broker.sim.engine import HISTORY_POLICY, Simulation
 from broker.sim.network import broker_settings
-from broker.sim.oracle import lower_bound_s
-from broker.sim.policies import ALL_POLICIES
+from broker.sim.oracle import Oracle, lower_bound_s
+from broker.sim.policies import ALL_POLICIES, CLASSES, Policy
 from broker.sim.report import summarize
+from broker.sim.results import Result
 from broker.sim.scenario import Scenario, load_scenario
+
+_CLASSES = {**CLASSES, Oracle.name: Oracle}
+
+
+def make_policy(name: str, sim: Simulation) -> Policy:
+    """The policy (or reference) called `name`, routing on `sim`."""
+    try:
+        return _CLASSES[name](sim)
+    except KeyError:
+        raise ValueError(
+            f"unknown policy {name!r}; choose from {', '.join(ALL_POLICIES)}"
+        ) from None
+
+
+def new_simulation(
+    scenario: Scenario, policy: str, seed: int, settings: Settings | None = None
+) -> Simulation:
+    """A simulation of one seed routed by `policy`, with the settings an administrator would
+    write for the scenario's network unless others are given."""
+    return Simulation(scenario, policy, seed, settings or broker_settings(scenario), make_policy)
+
+
+def simulate_policies(
+    scenario: Scenario, policies: list[str], seed: int, settings: Settings | None = None
+) -> list[Result]:
+    """Run `policies` on the same jobs, network and history (one seed)."""
+    base = new_simulation(scenario, HISTORY_POLICY, seed, settings)
+    base.schedule_all()
+    base.advance(base.start)
+    return [base.fork(name).finish() for name in policies]
+
+
+def simulate(
+    scenario: Scenario, policy: str, seed: int, settings: Settings | None = None
+) -> Result:
+    """One policy from the start of the history (no shared history with other runs)."""
+    sim = new_simulation(scenario, policy, seed, settings)
+    sim.schedule_all()
+    return sim.finish()
 
 
 @dataclass(frozen=True)
@@ -71,7 +114,7 @@ def _settings_for(scenario: Scenario, spec: PolicySpec) -> Settings:
 
 def run_seed(scenario: Scenario, specs: list[PolicySpec], seed: int) -> list[RunSummary]:
     """One seed of one scenario: the shared history once, then each policy from a copy."""
-    base = Simulation(scenario, "weighted_random", seed, broker_settings(scenario))
+    base = new_simulation(scenario, HISTORY_POLICY, seed)
     base.schedule_all()
     base.advance(base.start)
     bound = lower_bound_s(base)

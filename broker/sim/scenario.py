@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from broker.config import deep_merge, read_yaml_mapping
+from broker.config import BandwidthSettings, deep_merge, read_yaml_mapping
 
 
 class ScenarioError(Exception):
@@ -27,14 +27,24 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Bandwidth(_Model):
-    """True bandwidth: the broker's distance model shape, times a fixed random factor per
-    (store, site) pair (lognormal, `noise_sigma`) the broker does not know."""
+class TrueBandwidthSpec(_Model):
+    """The scenario's `bandwidth:`, the network's true bandwidth: the broker's distance model
+    with this shape, times a fixed random factor per (store, site) pair (lognormal,
+    `noise_sigma`) the broker does not know."""
 
     peak_mb_s: float = Field(default=1000.0, gt=0)
     half_distance_km: float = Field(default=100.0, gt=0)
     floor_mb_s: float = Field(default=10.0, gt=0)
     noise_sigma: float = Field(default=0.3, ge=0)
+
+    def model_shape(self) -> BandwidthSettings:
+        """The shape as the broker's bandwidth settings: what the true network is built from
+        (with the noise on top) and what the administrator configures (without it)."""
+        return BandwidthSettings(
+            peak_mb_s=self.peak_mb_s,
+            half_distance_km=self.half_distance_km,
+            floor_mb_s=self.floor_mb_s,
+        )
 
 
 class ObjectStore(_Model):
@@ -68,7 +78,9 @@ class Site(_Model):
         return self.machines * self.cores_per_machine
 
 
-class Inputs(_Model):
+class ToolInputsSpec(_Model):
+    """A tool's `inputs:`: how many datasets a job reads and their sizes (lognormal)."""
+
     count: int = Field(default=1, ge=0)
     size_median_mb: float = Field(default=100.0, ge=0)
     size_sigma: float = Field(default=1.0, ge=0)
@@ -82,7 +94,7 @@ class Tool(_Model):
     run_median_s: float = Field(gt=0, description="on a speed-1.0 site")
     run_sigma: float = Field(default=0.5, ge=0)
     failure_rate: float = Field(default=0.01, ge=0, le=1)
-    inputs: Inputs = Inputs()
+    inputs: ToolInputsSpec = ToolInputsSpec()
     prefer: list[str] = Field(default_factory=list, description="TPV scheduling.prefer tags")
 
 
@@ -136,7 +148,7 @@ class Scenario(_Model):
     max_attempts: int = Field(default=3, ge=1, description="Galaxy resubmissions + 1")
     negotiation_interval_s: float = Field(default=60.0, gt=0, description="HTCondor negotiator")
     outage_detect_s: float = Field(default=600.0, ge=0, description="Galaxy notices a lost job")
-    bandwidth: Bandwidth = Bandwidth()
+    bandwidth: TrueBandwidthSpec = TrueBandwidthSpec()
     objectstores: dict[str, ObjectStore]
     sites: dict[str, Site] = Field(min_length=1)
     tools: dict[str, Tool] = Field(min_length=1)
