@@ -8,7 +8,10 @@ series within the lookback window.
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -54,33 +57,76 @@ def points_from_response(payload: Any) -> list[Point]:
     return points
 
 
+def redact_url(url: str) -> str:
+    """`url` with any user name and password replaced by `***`: safe to show and to log."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6
+            host = f"[{host}]"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    except ValueError:
+        return "<unparseable URL>"
+
+
 class InfluxSource:
+    """One refresh is one GET of /query, bounded as a whole by `timeout_s`: connecting, sending
+    and each read are bounded by it too, and the answer is read in chunks against the deadline,
+    so a server that trickles its answer cannot hold the refresh beyond `timeout_s` plus one
+    read. Credentials (settings or in the URL) never appear in an error or the log."""
+
     name = "influxdb"
 
     def __init__(self, settings: InfluxSettings, client: httpx.Client | None = None):
         self.settings = settings
         auth = (settings.username, settings.password or "") if settings.username else None
         self._client = client or httpx.Client(timeout=settings.timeout_s, auth=auth)
+        self.shown_url = redact_url(settings.url)
+        self._secrets = [
+            x
+            for x in (settings.password, urlsplit(settings.url).password, settings.url)
+            if x and len(x) >= 3
+        ]
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
+        return text
+
+    def _get(self, url: str, params: dict[str, str]) -> tuple[int, bytes]:
+        s = self.settings
+        deadline = time.monotonic() + s.timeout_s
+        chunks: list[bytes] = []
+        with self._client.stream("GET", url, params=params) as response:
+            for chunk in response.iter_bytes():
+                chunks.append(chunk)
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("deadline passed while reading the answer")
+        return response.status_code, b"".join(chunks)
 
     def fetch(self) -> MetricsView:
         s = self.settings
+        shown = self.shown_url
         params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
         try:
-            response = self._client.get(f"{s.url.rstrip('/')}/query", params=params)
+            status, content = self._get(f"{s.url.rstrip('/')}/query", params)
         except httpx.TimeoutException:
             raise SourceError(
-                f"InfluxDB at {s.url} did not answer within {s.timeout_s} s"
+                f"InfluxDB at {shown} did not answer within {s.timeout_s} s"
             ) from None
         except httpx.HTTPError as exc:
-            raise SourceError(f"InfluxDB at {s.url} is unreachable: {exc}") from None
-        if response.status_code != 200:
-            raise SourceError(
-                f"InfluxDB at {s.url} answered HTTP {response.status_code}: {response.text[:200]}"
-            )
+            raise SourceError(self._redact(f"InfluxDB at {shown} is unreachable: {exc}")) from None
+        if status != 200:
+            text = content[:200].decode("utf-8", "replace")
+            raise SourceError(self._redact(f"InfluxDB at {shown} answered HTTP {status}: {text}"))
         try:
-            payload = response.json()
+            payload = json.loads(content)
         except ValueError:
-            raise SourceError(f"InfluxDB at {s.url} answered something that is not JSON") from None
+            raise SourceError(f"InfluxDB at {shown} answered something that is not JSON") from None
         return MetricsView.from_points(
             points_from_response(payload), source=f"influxdb:{s.database}"
         )
