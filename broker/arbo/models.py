@@ -85,7 +85,11 @@ class ParallelismRequest(_Body):
 class ParallelismResponse(BaseModel):
     s: int
     predicted_seconds: float | None = Field(description="expected duration at s; null: no data")
-    predicted_interval: tuple[float, float] | None = Field(
+    # a list of two, not a tuple: FastAPI writes a tuple as `items: [...]`, which is not a valid
+    # schema in OpenAPI 3.1
+    predicted_interval: list[float] | None = Field(
+        min_length=2,
+        max_length=2,
         description="central interval of one run's duration at the confidence level"
     )
     predicted_cost: float | None
