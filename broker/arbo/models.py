@@ -90,7 +90,7 @@ class ParallelismResponse(BaseModel):
     predicted_interval: list[float] | None = Field(
         min_length=2,
         max_length=2,
-        description="central interval of one run's duration at the confidence level"
+        description="central interval of one run's duration at the confidence level",
     )
     predicted_cost: float | None
     reason: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 
@@ -83,13 +83,19 @@ class InfluxSource:
 
     def __init__(self, settings: InfluxSettings, client: httpx.Client | None = None):
         self.settings = settings
-        auth = (settings.username, settings.password or "") if settings.username else None
-        self._client = client or httpx.Client(timeout=settings.timeout_s, auth=auth)
+        parts = urlsplit(settings.url)
+        # Credentials in the URL are sent as basic auth, and the URL requested (which httpx
+        # logs) carries none; `username`/`password` in the settings win over the URL's.
+        auth = None
+        if settings.username:
+            auth = (settings.username, settings.password or "")
+        elif parts.username is not None:
+            auth = (unquote(parts.username), unquote(parts.password or ""))
         self.shown_url = redact_url(settings.url)
+        self._base = self.shown_url.replace("***@", "", 1).rstrip("/")
+        self._client = client or httpx.Client(timeout=settings.timeout_s, auth=auth)
         self._secrets = [
-            x
-            for x in (settings.password, urlsplit(settings.url).password, settings.url)
-            if x and len(x) >= 3
+            x for x in (settings.password, parts.password, settings.url) if x and len(x) >= 3
         ]
 
     def _redact(self, text: str) -> str:
@@ -113,7 +119,7 @@ class InfluxSource:
         shown = self.shown_url
         params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
         try:
-            status, content = self._get(f"{s.url.rstrip('/')}/query", params)
+            status, content = self._get(f"{self._base}/query", params)
         except httpx.TimeoutException:
             raise SourceError(
                 f"InfluxDB at {shown} did not answer within {s.timeout_s} s"

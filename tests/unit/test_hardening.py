@@ -343,3 +343,46 @@ def test_serve_passes_the_connection_settings_to_uvicorn(tmp_path, monkeypatch):
     assert seen["limit_concurrency"] == 17
     assert seen["timeout_keep_alive"] == 2.5
     assert seen["backlog"] == 64
+
+
+# -- a refresh that overruns is not "ok" -------------------------------------------------
+
+
+class _Hanging:
+    """A source whose fetch blocks until released (as a refresh stuck in a DNS lookup, which
+    no HTTP timeout covers)."""
+
+    name = "hanging"
+
+    def __init__(self):
+        self.release = threading.Event()
+
+    def fetch(self):
+        from broker.metrics.view import MetricsView
+
+        self.release.wait(10)
+        return MetricsView(source="hanging")
+
+
+def test_health_is_degraded_while_a_refresh_runs_past_its_deadline(tmp_path):
+    from broker.metrics.cache import MetricsCache
+    from broker.ranking.derived import derive
+
+    source = _Hanging()
+    app_settings = settings(tmp_path)
+    cache = MetricsCache(
+        source, lambda view: derive(view, app_settings), refresh_s=60, deadline_s=0.2
+    )
+    app = create_app(app_settings, cache)
+    refresher = threading.Thread(target=cache.refresh, daemon=True)
+    client = TestClient(app)  # no lifespan: the refresh is driven here
+    refresher.start()
+    try:
+        time.sleep(0.4)
+        health = client.get("/health").json()
+        assert health["status"] == "degraded"
+        assert "past its 0.2 s deadline" in health["metrics"]["last_error"]
+    finally:
+        source.release.set()
+        refresher.join(5)
+    assert cache.overrun_s() is None
