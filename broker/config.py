@@ -160,19 +160,24 @@ class LimitsSettings(_Section):
     max_datasets: int = Field(default=10_000, ge=1, description="datasets per /process_data")
     max_objectstores: int = Field(default=1000, ge=1, description="object stores per request")
     inline_body_bytes: int = Field(
-        default=64 * 1024,
+        default=16 * 1024,
         ge=0,
         description="a /process_data body larger than this is parsed and ranked in a worker "
         "thread, off the event loop",
     )
+    inline_destinations: int = Field(
+        default=50,
+        ge=0,
+        description="a /process_data request with more candidates is ranked in a worker thread",
+    )
     reprioritize_max_pending: int = Field(
-        default=10_000, ge=1, description="pending tasks per /reprioritize request"
+        default=5000, ge=1, description="pending tasks per /reprioritize request"
     )
     reprioritize_max_completed: int = Field(
-        default=5000, ge=1, description="completed tasks per /reprioritize request"
+        default=1000, ge=1, description="completed tasks per /reprioritize request"
     )
     reprioritize_max_dimensions: int = Field(
-        default=100, ge=1, description="values per point (x) in /reprioritize"
+        default=50, ge=1, description="values per point (x) in /reprioritize"
     )
 
 

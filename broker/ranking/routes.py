@@ -42,25 +42,39 @@ class ProcessData:
             return  # the client went away: nobody to answer
         # An explain request is a person asking, not TPV routing a job: it is not recorded.
         ledger = None if explain else state.routed
-        if len(raw) <= limits.inline_body_bytes:
-            answer = _answer(state, raw, explain, ledger)
-        else:  # a large request is parsed and ranked in a worker thread: the loop keeps serving
-            answer = await anyio.to_thread.run_sync(_answer, state, raw, explain, ledger)
+        # A large request is parsed and ranked in a worker thread, so the loop keeps serving
+        # /health and TPV's small requests meanwhile; a small one costs less than the hand-off.
+        if len(raw) > limits.inline_body_bytes:
+            answer = await anyio.to_thread.run_sync(_parse_and_rank, state, raw, explain, ledger)
+        else:
+            body = _parse(raw, limits)
+            if len(body.destinations) > limits.inline_destinations:
+                answer = await anyio.to_thread.run_sync(_rank, state, body, explain, ledger)
+            else:
+                answer = _rank(state, body, explain, ledger)
         await Response(answer, media_type="application/json")(scope, receive, send)
 
 
-def _answer(state, raw: bytes, explain: bool, ledger) -> str:
-    """Validate, check the limits and rank: the JSON answer."""
+def _parse(raw: bytes, limits: LimitsSettings) -> RankRequest:
     # Validated straight from bytes by pydantic-core: several times faster than json.loads +
     # validate.
     try:
         body = RankRequest.model_validate_json(raw)
     except ValidationError as exc:
         raise _invalid("body", exc) from None
-    _check_limits(body, state.settings.limits)
+    _check_limits(body, limits)
+    return body
+
+
+def _rank(state, body: RankRequest, explain: bool, ledger) -> str:
+    """The JSON answer to a valid request."""
     cache: MetricsCache[DerivedView] = state.cache
     ctx = RankContext(state.settings, cache.current, cache.status, ledger)
     return rank_or_fallback(ctx, body.to_query(), explain).to_json()
+
+
+def _parse_and_rank(state, raw: bytes, explain: bool, ledger) -> str:
+    return _rank(state, _parse(raw, state.settings.limits), explain, ledger)
 
 
 def _check_limits(body: RankRequest, limits: LimitsSettings) -> None:
