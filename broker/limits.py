@@ -24,17 +24,21 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
+# the rest of the body is not read: the connection is closed after the answer
+_CLOSE = {"Connection": "close"}
+
+
 class BodyTooLarge(HTTPException):
     def __init__(self, limit: int):
         super().__init__(
-            413, f"request body larger than {limit} bytes (limits.max_body_bytes)", None
+            413, f"request body larger than {limit} bytes (limits.max_body_bytes)", _CLOSE
         )
 
 
 class BodyTimeout(HTTPException):
     def __init__(self, timeout_s: float):
         super().__init__(
-            408, f"request body not received within {timeout_s:g} s (server.body_timeout_s)", None
+            408, f"request body not received within {timeout_s:g} s (server.body_timeout_s)", _CLOSE
         )
 
 
@@ -106,10 +110,7 @@ class BodyLimitMiddleware:
 
 
 async def _answer(exc: HTTPException, scope: Scope, receive: Receive, send: Send) -> None:
-    # the rest of the body is not read: the connection is closed after the answer
-    response = JSONResponse(
-        {"detail": exc.detail}, status_code=exc.status_code, headers={"Connection": "close"}
-    )
+    response = JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=_CLOSE)
     await response(scope, receive, send)
 
 
