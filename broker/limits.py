@@ -23,7 +23,6 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-
 # the rest of the body is not read: the connection is closed after the answer
 _CLOSE = {"Connection": "close"}
 
