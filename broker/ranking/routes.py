@@ -82,6 +82,8 @@ def _check_limits(body: RankRequest, limits: LimitsSettings) -> None:
         ("destinations", len(body.destinations), limits.max_destinations, "max_destinations"),
         ("datasets", len(body.datasets), limits.max_datasets, "max_datasets"),
         ("objectstores", len(body.objectstores), limits.max_objectstores, "max_objectstores"),
+        # TPV's order of the candidates: never longer than the candidates themselves
+        ("preference", len(body.preference or ()), limits.max_destinations, "max_destinations"),
     ):
         if count > limit:
             raise too_many(field, count, limit, setting)

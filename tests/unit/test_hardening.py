@@ -136,6 +136,8 @@ def test_too_many_destinations_or_datasets_is_422_naming_field_and_limit(tmp_pat
         r = c.post("/process_data", json=body)
         assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "datasets"]
         assert "limits.max_datasets" in r.json()["detail"][0]["msg"]
+        r = c.post("/process_data", json={**SMALL, "preference": ["x"] * 4})
+        assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "preference"]
         within = {"destinations": [{"id": f"d{i}"} for i in range(3)]}
         assert c.post("/process_data", json=within).status_code == 200
 
