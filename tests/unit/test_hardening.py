@@ -171,7 +171,7 @@ def test_reprioritize_limits_are_422_naming_field_and_setting(tmp_path):
 
 
 def test_health_answers_while_a_large_ranking_request_runs(tmp_path):
-    n = 40_000
+    n = 20_000
     app = create_app(
         settings(
             tmp_path,
