@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 def build_cache(settings: Settings) -> MetricsCache[DerivedView]:
     m = settings.metrics
     source = InfluxSource(m.influxdb) if m.source == "influxdb" else SnapshotSource(m.snapshot)
-    # a refresh from InfluxDB ends within its deadline plus at most one read timeout
+    # the InfluxDB exchange ends at timeout_s; the rest is room for deriving the view
     deadline = 2 * m.influxdb.timeout_s + 1 if m.source == "influxdb" else m.influxdb.refresh_s
     return MetricsCache(source, lambda view: derive(view, settings), m.influxdb.refresh_s, deadline)
 

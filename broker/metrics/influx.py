@@ -8,11 +8,13 @@ series within the lookback window.
 
 from __future__ import annotations
 
+import asyncio
 import json
-import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import anyio
 import httpx
 
 from broker.config import InfluxSettings
@@ -74,28 +76,27 @@ def redact_url(url: str) -> str:
 
 
 class InfluxSource:
-    """One refresh is one GET of /query, bounded as a whole by `timeout_s`: connecting, sending
-    and each read are bounded by it too, and the answer is read in chunks against the deadline,
-    so a server that trickles its answer cannot hold the refresh beyond `timeout_s` plus one
-    read. Credentials (settings or in the URL) never appear in an error or the log."""
+    """One refresh is one GET of /query under one deadline, `timeout_s`, for the whole exchange
+    (connecting, sending, waiting and reading the answer): a server that trickles its answer is
+    cut off at the deadline, not only when one read stalls. The exchange runs on an event loop
+    of its own, so the deadline cancels it wherever it is. Credentials (in the settings or the
+    URL) are sent as basic auth and never appear in an error, the URL requested or the log."""
 
     name = "influxdb"
 
-    def __init__(self, settings: InfluxSettings, client: httpx.Client | None = None):
+    def __init__(self, settings: InfluxSettings):
         self.settings = settings
         parts = urlsplit(settings.url)
-        # Credentials in the URL are sent as basic auth, and the URL requested (which httpx
-        # logs) carries none; `username`/`password` in the settings win over the URL's.
-        auth = None
+        # `username`/`password` in the settings win over the URL's
+        self._auth: tuple[str, str] | None = None
         if settings.username:
-            auth = (settings.username, settings.password or "")
+            self._auth = (settings.username, settings.password or "")
         elif parts.username is not None:
-            auth = (unquote(parts.username), unquote(parts.password or ""))
+            self._auth = (unquote(parts.username), unquote(parts.password or ""))
         self.shown_url = redact_url(settings.url)
         self._base = self.shown_url.replace("***@", "", 1).rstrip("/")
-        self._client = client or httpx.Client(timeout=settings.timeout_s, auth=auth)
         self._secrets = [
-            x for x in (settings.password, parts.password, settings.url) if x and len(x) >= 3
+            x for x in (settings.url, settings.password, parts.password) if x and len(x) >= 3
         ]
 
     def _redact(self, text: str) -> str:
@@ -103,24 +104,29 @@ class InfluxSource:
             text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
         return text
 
-    def _get(self, url: str, params: dict[str, str]) -> tuple[int, bytes]:
+    async def _exchange(self) -> tuple[int, bytes]:
         s = self.settings
-        deadline = time.monotonic() + s.timeout_s
-        chunks: list[bytes] = []
-        with self._client.stream("GET", url, params=params) as response:
-            for chunk in response.iter_bytes():
-                chunks.append(chunk)
-                if time.monotonic() > deadline:
-                    raise httpx.ReadTimeout("deadline passed while reading the answer")
-        return response.status_code, b"".join(chunks)
+        params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
+        with anyio.fail_after(s.timeout_s):
+            async with httpx.AsyncClient(timeout=s.timeout_s, auth=self._auth) as client:
+                response = await client.get(f"{self._base}/query", params=params)
+                return response.status_code, response.content
+
+    def _run_exchange(self) -> tuple[int, bytes]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the refresh thread: no loop here
+            return anyio.run(self._exchange)
+        # called from a running loop (the app's start-up refresh): a thread of its own
+        with ThreadPoolExecutor(1, thread_name_prefix="influx-fetch") as pool:
+            return pool.submit(anyio.run, self._exchange).result()
 
     def fetch(self) -> MetricsView:
         s = self.settings
         shown = self.shown_url
-        params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
         try:
-            status, content = self._get(f"{self._base}/query", params)
-        except httpx.TimeoutException:
+            status, content = self._run_exchange()
+        except (TimeoutError, httpx.TimeoutException):
             raise SourceError(
                 f"InfluxDB at {shown} did not answer within {s.timeout_s} s"
             ) from None
@@ -138,4 +144,4 @@ class InfluxSource:
         )
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: each refresh opens and closes its own connection."""
