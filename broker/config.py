@@ -37,7 +37,9 @@ class InfluxSettings(_Section):
     database: str = "galaxy"
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
-    timeout_s: float = Field(default=2.0, gt=0)
+    timeout_s: float = Field(
+        default=2.0, gt=0, description="deadline of one whole refresh exchange with InfluxDB"
+    )
     refresh_s: float = Field(default=30.0, gt=0)
     lookback_s: float = Field(
         default=8 * 86400, gt=0, description="how far back to look for the last point of a series"
