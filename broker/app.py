@@ -15,6 +15,7 @@ from broker.arbo.routes import router as arbo_router
 from broker.auth import OPEN_PATHS, TokenMiddleware
 from broker.config import Settings
 from broker.errors import install_error_handlers
+from broker.limits import BodyLimitMiddleware
 from broker.metrics.cache import MetricsCache
 from broker.metrics.destinations import site_free_fraction
 from broker.metrics.influx import InfluxSource
@@ -31,7 +32,9 @@ log = logging.getLogger(__name__)
 def build_cache(settings: Settings) -> MetricsCache[DerivedView]:
     m = settings.metrics
     source = InfluxSource(m.influxdb) if m.source == "influxdb" else SnapshotSource(m.snapshot)
-    return MetricsCache(source, lambda view: derive(view, settings), m.influxdb.refresh_s)
+    # the InfluxDB exchange ends at timeout_s; the rest is room for deriving the view
+    deadline = 2 * m.influxdb.timeout_s + 1 if m.source == "influxdb" else m.influxdb.refresh_s
+    return MetricsCache(source, lambda view: derive(view, settings), m.influxdb.refresh_s, deadline)
 
 
 def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = None) -> FastAPI:
@@ -49,10 +52,19 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
             len(settings.destinations),
             time.monotonic() - started,
         )
+        if not settings.auth.tokens:
+            log.warning(
+                "auth.tokens is empty: every route is open to anyone who can reach the broker; "
+                "set auth.tokens (TPV_BROKER_AUTH__TOKENS) unless only trusted hosts can"
+            )
         yield
         cache.stop()
 
-    app = FastAPI(title="TPV Broker", version=__version__, lifespan=lifespan)
+    # No trailing-slash redirects: Starlette builds their Location from the request's Host
+    # header, which a client chooses. `/health/` is a 404 like any unknown path.
+    app = FastAPI(
+        title="TPV Broker", version=__version__, lifespan=lifespan, redirect_slashes=False
+    )
     app.state.settings = settings
     app.state.cache = cache
     # Live metrics lag the decisions: remember what was routed until the site reports it.
@@ -67,6 +79,12 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
     install_error_handlers(app)
     if settings.auth.tokens:
         app.add_middleware(TokenMiddleware, tokens=settings.auth.tokens)
+    # outermost: a request is bounded before anything else reads it
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.limits.max_body_bytes,
+        timeout_s=settings.server.body_timeout_s,
+    )
     ranking_routes.install(app)
     app.include_router(metrics_router)
     app.include_router(arbo_router)

@@ -3,7 +3,7 @@
 A plain ASGI middleware rather than a FastAPI dependency: TPV calls /process_data for every
 job, and a header comparison costs a fraction of resolving a dependency per request. New routes
 are guarded by default; only the paths in `OPEN_PATHS` are not (with trailing slashes too: the
-router redirects those to the open path, or answers 404).
+app does not redirect them, so they answer 404 whether a token is sent or not).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class TokenMiddleware:
         self.tokens = [t.encode() for t in tokens]
 
     def allowed(self, scope: Scope) -> bool:
-        # `/health/` too: the router redirects it to `/health`, which a probe then follows.
+        # `/health/` too: no route, so a 404 rather than a 401 that would suggest one.
         if route_path(scope).rstrip("/") in OPEN_PATHS:
             return True
         given = bearer_token(scope)

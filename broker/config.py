@@ -37,7 +37,9 @@ class InfluxSettings(_Section):
     database: str = "galaxy"
     username: str | None = None
     password: str | None = Field(default=None, repr=False)
-    timeout_s: float = Field(default=2.0, gt=0)
+    timeout_s: float = Field(
+        default=2.0, gt=0, description="deadline of one whole refresh exchange with InfluxDB"
+    )
     refresh_s: float = Field(default=30.0, gt=0)
     lookback_s: float = Field(
         default=8 * 86400, gt=0, description="how far back to look for the last point of a series"
@@ -133,6 +135,52 @@ class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
     log_level: str = "info"
+    body_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a request body not received whole within this is answered 408",
+    )
+    limit_concurrency: int = Field(
+        default=200, ge=1, description="connections + tasks at once; beyond, uvicorn answers 503"
+    )
+    timeout_keep_alive_s: float = Field(
+        default=5.0, gt=0, description="idle keep-alive connections are closed after this"
+    )
+    backlog: int = Field(default=2048, ge=1, description="pending connections the OS queues")
+
+
+class LimitsSettings(_Section):
+    """Bounds on one request: what is larger is refused (413 or 422 naming the limit) instead of
+    holding the broker's memory and CPU (see docs/api.md, "Limits")."""
+
+    max_body_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, description="request body size, any route (413)"
+    )
+    max_destinations: int = Field(
+        default=1000, ge=1, description="candidate destinations per /process_data request"
+    )
+    max_datasets: int = Field(default=10_000, ge=1, description="datasets per /process_data")
+    max_objectstores: int = Field(default=1000, ge=1, description="object stores per request")
+    inline_body_bytes: int = Field(
+        default=16 * 1024,
+        ge=0,
+        description="a /process_data body larger than this is parsed and ranked in a worker "
+        "thread, off the event loop",
+    )
+    inline_destinations: int = Field(
+        default=50,
+        ge=0,
+        description="a /process_data request with more candidates is ranked in a worker thread",
+    )
+    reprioritize_max_pending: int = Field(
+        default=5000, ge=1, description="pending tasks per /reprioritize request"
+    )
+    reprioritize_max_completed: int = Field(
+        default=1000, ge=1, description="completed tasks per /reprioritize request"
+    )
+    reprioritize_max_dimensions: int = Field(
+        default=50, ge=1, description="values per point (x) in /reprioritize"
+    )
 
 
 class ArboSettings(_Section):
@@ -162,6 +210,7 @@ class Settings(_Section):
     objectstores: dict[str, ObjectStoreSettings] = Field(default_factory=dict)
     auth: AuthSettings = AuthSettings()
     arbo: ArboSettings = ArboSettings()
+    limits: LimitsSettings = LimitsSettings()
     source_file: Path | None = Field(default=None, exclude=True)
 
     def site_of(self, destination_id: str) -> str:

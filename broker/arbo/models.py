@@ -10,6 +10,18 @@ Objective = Literal["fastest", "cheapest", "cheapest_within_time", "fastest_with
 TaskName = Field(min_length=1, max_length=255, description="stable name of the workflow task")
 # Beyond this nobody runs one task: a typo (ms for s, cores for workers) rather than a plan.
 ABSURD_S = 100_000
+# Durations under a millisecond are no measurement (a subnormal like 5e-324 passed `gt=0` and
+# made every later fit of the task fail); sizes are bounded so their logarithms and ratios stay
+# finite whatever unit the caller uses.
+MIN_SECONDS = 1e-3
+MIN_INPUT_SIZE = 1e-6
+MAX_INPUT_SIZE = 1e18
+InputSize = Field(
+    default=None,
+    ge=MIN_INPUT_SIZE,
+    le=MAX_INPUT_SIZE,
+    description="any unit, used consistently",
+)
 
 
 class _Body(BaseModel):
@@ -17,10 +29,13 @@ class _Body(BaseModel):
 
 
 class SLO(_Body):
-    max_seconds: float | None = Field(default=None, gt=0)
-    max_cost: float | None = Field(default=None, gt=0)
+    max_seconds: float | None = Field(default=None, ge=MIN_SECONDS, le=1e12)
+    max_cost: float | None = Field(default=None, ge=1e-12, le=1e18)
     price_per_worker_second: float | None = Field(
-        default=None, gt=0, description="cost = s x duration x price; 1.0 (worker-seconds) if unset"
+        default=None,
+        ge=1e-12,
+        le=1e12,
+        description="cost = s x duration x price; 1.0 (worker-seconds) if unset",
     )
     confidence: float | None = Field(
         default=None, ge=0.5, lt=1, description="probability the limits hold for one run"
@@ -31,7 +46,7 @@ class ParallelismRequest(_Body):
     task: str = TaskName
     default_s: int = Field(ge=1, le=ABSURD_S, description="what the author would run without us")
     max_s: int | None = Field(default=None, ge=1, le=ABSURD_S)
-    input_size: float | None = Field(default=None, gt=0, description="any unit, used consistently")
+    input_size: float | None = InputSize
     objective: Objective | None = Field(
         default=None,
         description=(
@@ -70,8 +85,12 @@ class ParallelismRequest(_Body):
 class ParallelismResponse(BaseModel):
     s: int
     predicted_seconds: float | None = Field(description="expected duration at s; null: no data")
-    predicted_interval: tuple[float, float] | None = Field(
-        description="central interval of one run's duration at the confidence level"
+    # a list of two, not a tuple: FastAPI writes a tuple as `items: [...]`, which is not a valid
+    # schema in OpenAPI 3.1
+    predicted_interval: list[float] | None = Field(
+        min_length=2,
+        max_length=2,
+        description="central interval of one run's duration at the confidence level",
     )
     predicted_cost: float | None
     reason: str
@@ -86,8 +105,10 @@ class ParallelismResponse(BaseModel):
 class FeedbackRequest(_Body):
     task: str = TaskName
     s: int = Field(ge=1, le=ABSURD_S)
-    seconds: float = Field(gt=0, description="wall-clock duration of the task with s workers")
-    input_size: float | None = Field(default=None, gt=0)
+    seconds: float = Field(
+        ge=MIN_SECONDS, description="wall-clock duration of the task with s workers"
+    )
+    input_size: float | None = InputSize
     load: float | None = Field(default=None, ge=0, le=1)
     succeeded: bool = True
     site: str | None = Field(default=None, max_length=255)

@@ -7,6 +7,7 @@ task and reused until a new run of that task arrives (keyed by the task's newest
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -36,6 +37,8 @@ class ArboService:
         )
         # task -> ((newest succeeded id, succeeded runs), model, runs in its window)
         self._cache: OrderedDict[str, tuple[tuple, TaskModel | None, int]] = OrderedDict()
+        # task -> why its last fit failed (cleared by a successful one)
+        self.fit_errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
     def model(
@@ -52,7 +55,18 @@ class ArboService:
                 return hit[1], hit[2]
         records = self.store.recent(task, self.settings.window)
         runs = [Run(r.s, r.seconds, r.input_size, r.load) for r in records]
-        model = fit(runs, self.settings.gp_min_runs)
+        try:
+            model = fit(runs, self.settings.gp_min_runs)
+        except Exception as exc:  # noqa: BLE001 - runs the edge could not refuse (older data)
+            # A task whose runs cannot be fitted is decided as a cold start, with a note, never
+            # a 500; the failure is cached like a model until the task's runs change.
+            log.warning("arbo %s: fit of %d runs failed: %s", task, len(runs), exc)
+            model = None
+            with self._lock:
+                self.fit_errors[task] = f"{type(exc).__name__}: {exc}"[:200]
+        else:
+            with self._lock:
+                self.fit_errors.pop(task, None)
         with self._lock:
             self._cache[task] = (key, model, len(runs))
             self._cache.move_to_end(task)
@@ -72,7 +86,23 @@ class ArboService:
         )
         max_s = req.max_s or max(self.settings.max_s, req.default_s)
         model, n = self.model(req.task)
-        decision = decide(model, goal, req.default_s, max_s, req.input_size, load)
+        note = ""
+        try:
+            decision = decide(model, goal, req.default_s, max_s, req.input_size, load)
+            interval = decision.predicted_interval
+            numbers = [decision.predicted_seconds, decision.predicted_cost, *(interval or ())]
+            if not all(x is None or math.isfinite(x) for x in numbers):
+                raise FloatingPointError("the model predicted a non-finite duration or cost")
+        except Exception as exc:  # noqa: BLE001 - a numerical surprise answers the cold start
+            log.warning("arbo %s: deciding with the model failed: %s", req.task, exc)
+            decision = decide(None, goal, req.default_s, max_s, req.input_size, load)
+            note = f"the model of this task cannot be used ({type(exc).__name__}); "
+        fit_error = self.fit_errors.get(req.task) if model is None else None
+        if fit_error:
+            note = f"the fit of this task's {n} runs failed ({fit_error}); "
+        if note:
+            decision.reason = f"{note}deciding as a cold start: {decision.reason}"
+            n = 0
         log.info("arbo %s: s=%d (%s)", req.task, decision.s, decision.reason)
         return ParallelismResponse(
             s=decision.s,

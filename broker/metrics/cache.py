@@ -2,7 +2,9 @@
 
 A rank request reads `current` only: it never waits on a source. When a refresh fails the last
 good view stays (its points age and turn stale on their own) and the failure is recorded for
-/health and the explanation.
+/health and the explanation. A refresh still running after `deadline_s` (the source's own
+deadline plus a margin) is reported by `overrun_s`, so /health says "degraded" while it hangs
+rather than "ok" until it ends.
 """
 
 from __future__ import annotations
@@ -38,9 +40,17 @@ class RefreshStatus:
 class MetricsCache(Generic[T]):
     """Holds `derive(view)`: the view plus whatever the ranking derives from it once."""
 
-    def __init__(self, source: Source, derive: Callable[[MetricsView], T], refresh_s: float):
+    def __init__(
+        self,
+        source: Source,
+        derive: Callable[[MetricsView], T],
+        refresh_s: float,
+        deadline_s: float | None = None,
+    ):
         self.source = source
         self.refresh_s = refresh_s
+        self.deadline_s = refresh_s if deadline_s is None else deadline_s
+        self._running_since: float | None = None  # monotonic start of the refresh under way
         self._derive = derive
         self._current = derive(MetricsView(source=f"{source.name}:not-loaded"))
         self._lock = threading.Lock()
@@ -59,6 +69,7 @@ class MetricsCache(Generic[T]):
     def refresh(self) -> bool:
         """Fetch once; True when a new view is in place."""
         started = time.time()
+        self._running_since = time.monotonic()
         try:
             derived = self._derive(self.source.fetch())
         except SourceError as exc:
@@ -69,9 +80,19 @@ class MetricsCache(Generic[T]):
             self._record(started, f"unexpected {type(exc).__name__}: {exc}", ok=False)
             log.exception("metrics refresh crashed, keeping the last good view")
             return False
+        finally:
+            self._running_since = None
         self._current = derived
         self._record(started, None, ok=True)
         return True
+
+    def overrun_s(self) -> float | None:
+        """How long the refresh under way has run, when that is longer than `deadline_s`."""
+        since = self._running_since
+        if since is None:
+            return None
+        running = time.monotonic() - since
+        return running if running > self.deadline_s else None
 
     def _record(self, started: float, error: str | None, ok: bool) -> None:
         with self._lock:

@@ -8,8 +8,13 @@ series within the lookback window.
 
 from __future__ import annotations
 
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
+import anyio
 import httpx
 
 from broker.config import InfluxSettings
@@ -54,36 +59,89 @@ def points_from_response(payload: Any) -> list[Point]:
     return points
 
 
+def redact_url(url: str) -> str:
+    """`url` with any user name and password replaced by `***`: safe to show and to log."""
+    try:
+        parts = urlsplit(url)
+        if parts.username is None and parts.password is None:
+            return url
+        host = parts.hostname or ""
+        if ":" in host:  # IPv6
+            host = f"[{host}]"
+        if parts.port is not None:
+            host = f"{host}:{parts.port}"
+        return urlunsplit(parts._replace(netloc=f"***@{host}"))
+    except ValueError:
+        return "<unparseable URL>"
+
+
 class InfluxSource:
+    """One refresh is one GET of /query under one deadline, `timeout_s`, for the whole exchange
+    (connecting, sending, waiting and reading the answer): a server that trickles its answer is
+    cut off at the deadline, not only when one read stalls. The exchange runs on an event loop
+    of its own, so the deadline cancels it wherever it is. Credentials (in the settings or the
+    URL) are sent as basic auth and never appear in an error, the URL requested or the log."""
+
     name = "influxdb"
 
-    def __init__(self, settings: InfluxSettings, client: httpx.Client | None = None):
+    def __init__(self, settings: InfluxSettings):
         self.settings = settings
-        auth = (settings.username, settings.password or "") if settings.username else None
-        self._client = client or httpx.Client(timeout=settings.timeout_s, auth=auth)
+        parts = urlsplit(settings.url)
+        # `username`/`password` in the settings win over the URL's
+        self._auth: tuple[str, str] | None = None
+        if settings.username:
+            self._auth = (settings.username, settings.password or "")
+        elif parts.username is not None:
+            self._auth = (unquote(parts.username), unquote(parts.password or ""))
+        self.shown_url = redact_url(settings.url)
+        self._base = self.shown_url.replace("***@", "", 1).rstrip("/")
+        self._secrets = [
+            x for x in (settings.url, settings.password, parts.password) if x and len(x) >= 3
+        ]
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
+        return text
+
+    async def _exchange(self) -> tuple[int, bytes]:
+        s = self.settings
+        params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
+        with anyio.fail_after(s.timeout_s):
+            async with httpx.AsyncClient(timeout=s.timeout_s, auth=self._auth) as client:
+                response = await client.get(f"{self._base}/query", params=params)
+                return response.status_code, response.content
+
+    def _run_exchange(self) -> tuple[int, bytes]:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # the refresh thread: no loop here
+            return anyio.run(self._exchange)
+        # called from a running loop (the app's start-up refresh): a thread of its own
+        with ThreadPoolExecutor(1, thread_name_prefix="influx-fetch") as pool:
+            return pool.submit(anyio.run, self._exchange).result()
 
     def fetch(self) -> MetricsView:
         s = self.settings
-        params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
+        shown = self.shown_url
         try:
-            response = self._client.get(f"{s.url.rstrip('/')}/query", params=params)
-        except httpx.TimeoutException:
+            status, content = self._run_exchange()
+        except (TimeoutError, httpx.TimeoutException):
             raise SourceError(
-                f"InfluxDB at {s.url} did not answer within {s.timeout_s} s"
+                f"InfluxDB at {shown} did not answer within {s.timeout_s} s"
             ) from None
         except httpx.HTTPError as exc:
-            raise SourceError(f"InfluxDB at {s.url} is unreachable: {exc}") from None
-        if response.status_code != 200:
-            raise SourceError(
-                f"InfluxDB at {s.url} answered HTTP {response.status_code}: {response.text[:200]}"
-            )
+            raise SourceError(self._redact(f"InfluxDB at {shown} is unreachable: {exc}")) from None
+        if status != 200:
+            text = content[:200].decode("utf-8", "replace")
+            raise SourceError(self._redact(f"InfluxDB at {shown} answered HTTP {status}: {text}"))
         try:
-            payload = response.json()
+            payload = json.loads(content)
         except ValueError:
-            raise SourceError(f"InfluxDB at {s.url} answered something that is not JSON") from None
+            raise SourceError(f"InfluxDB at {shown} answered something that is not JSON") from None
         return MetricsView.from_points(
             points_from_response(payload), source=f"influxdb:{s.database}"
         )
 
     def close(self) -> None:
-        self._client.close()
+        """Nothing to release: each refresh opens and closes its own connection."""

@@ -23,19 +23,29 @@ async def health(request: Request) -> dict[str, Any]:
     st = cache.status
     view = cache.current.view
     newest = view.newest_s
+    overrun = cache.overrun_s()
+    error = st.last_error
+    if overrun is not None:
+        error = (
+            f"metrics refresh running for {overrun:.0f} s, past its {cache.deadline_s:g} s deadline"
+        )
     return {
-        "status": "degraded" if st.last_error or view.empty else "ok",
+        "status": "degraded" if error or view.empty else "ok",
         "version": __version__,
         "metrics": {
             "source": view.source,
             "last_refresh_s": st.last_success_s,
-            "last_error": st.last_error,
+            "last_error": error,
             "refreshes": st.refreshes,
             "failures": st.failures,
             "newest_point_age_s": None if newest is None else round(view.now() - newest, 1),
             "sites": len(view.cluster),
         },
     }
+
+
+# a probe's HEAD gets the same status and headers (the body is dropped by the server)
+router.add_api_route("/health", health, methods=["HEAD"], operation_id="health_head")
 
 
 @router.get("/destinations")

@@ -15,6 +15,14 @@ from broker.ranking.query import Job, RankQuery
 from broker.ranking.transfer import Coordinates, Inputs
 from metric_contract.units import MB_PER_GB
 
+# Beyond these no job asks and no dataset is: refused (422) rather than carried into sums whose
+# overflow would turn an answer's numbers into infinities. How many items a request may hold is
+# a setting (`limits.*`, checked in broker.ranking.routes).
+MAX_SIZE_BYTES = 1e18  # an exabyte
+MAX_MEM_GB = 1e9
+MAX_CORES = 10**6
+MAX_GPUS = 10**5
+
 
 class DestinationIn(TypedDict):
     """A candidate destination. Coordinates may be at the top level or in `context`; other keys
@@ -58,7 +66,10 @@ class DatasetIn(TypedDict):
 
     object_store_id: NotRequired[str | None]
     size: NotRequired[
-        Annotated[float, Field(ge=0, description="bytes; null when Galaxy has none")] | None
+        Annotated[
+            float, Field(ge=0, le=MAX_SIZE_BYTES, description="bytes; null when Galaxy has none")
+        ]
+        | None
     ]
 
 
@@ -66,9 +77,9 @@ class JobInfo(BaseModel):
     model_config = ConfigDict(extra="allow", allow_inf_nan=False)
 
     tool_id: str | None = None
-    mem: float = Field(default=0.0, ge=0, description="GB, as in TPV")
-    cores: int = Field(default=1, ge=0)
-    gpus: int = Field(default=0, ge=0)
+    mem: float = Field(default=0.0, ge=0, le=MAX_MEM_GB, description="GB, as in TPV")
+    cores: int = Field(default=1, ge=0, le=MAX_CORES)
+    gpus: int = Field(default=0, ge=0, le=MAX_GPUS)
 
     @field_validator("mem", "cores", "gpus", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import anyio.to_thread
 from fastapi import APIRouter, FastAPI, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
@@ -16,6 +17,8 @@ from starlette.datastructures import QueryParams
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from broker.config import LimitsSettings
+from broker.limits import BodyTooLarge, too_many
 from broker.metrics.cache import MetricsCache
 from broker.ranking.context import RankContext
 from broker.ranking.derived import DerivedView
@@ -32,32 +35,74 @@ class ProcessData:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         explain = _query_flag(scope, "explain")
-        raw = await _body(receive)
+        state = scope["app"].state
+        limits = state.settings.limits
+        raw = await _body(receive, limits.max_body_bytes)
         if raw is None:
             return  # the client went away: nobody to answer
-        # Validated straight from bytes by pydantic-core: several times faster than json.loads +
-        # validate.
-        try:
-            body = RankRequest.model_validate_json(raw)
-        except ValidationError as exc:
-            raise _invalid("body", exc) from None
-        state = scope["app"].state
-        cache: MetricsCache[DerivedView] = state.cache
         # An explain request is a person asking, not TPV routing a job: it is not recorded.
         ledger = None if explain else state.routed
-        ctx = RankContext(state.settings, cache.current, cache.status, ledger)
-        answer = rank_or_fallback(ctx, body.to_query(), explain)
-        await Response(answer.to_json(), media_type="application/json")(scope, receive, send)
+        # A large request is parsed and ranked in a worker thread, so the loop keeps serving
+        # /health and TPV's small requests meanwhile; a small one costs less than the hand-off.
+        if len(raw) > limits.inline_body_bytes:
+            answer = await anyio.to_thread.run_sync(_parse_and_rank, state, raw, explain, ledger)
+        else:
+            body = _parse(raw, limits)
+            if len(body.destinations) > limits.inline_destinations:
+                answer = await anyio.to_thread.run_sync(_rank, state, body, explain, ledger)
+            else:
+                answer = _rank(state, body, explain, ledger)
+        await Response(answer, media_type="application/json")(scope, receive, send)
 
 
-async def _body(receive: Receive) -> bytes | None:
-    """The whole request body; None when the client disconnected before sending it."""
+def _parse(raw: bytes, limits: LimitsSettings) -> RankRequest:
+    # Validated straight from bytes by pydantic-core: several times faster than json.loads +
+    # validate.
+    try:
+        body = RankRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid("body", exc) from None
+    _check_limits(body, limits)
+    return body
+
+
+def _rank(state, body: RankRequest, explain: bool, ledger) -> str:
+    """The JSON answer to a valid request."""
+    cache: MetricsCache[DerivedView] = state.cache
+    ctx = RankContext(state.settings, cache.current, cache.status, ledger)
+    return rank_or_fallback(ctx, body.to_query(), explain).to_json()
+
+
+def _parse_and_rank(state, raw: bytes, explain: bool, ledger) -> str:
+    return _rank(state, _parse(raw, state.settings.limits), explain, ledger)
+
+
+def _check_limits(body: RankRequest, limits: LimitsSettings) -> None:
+    for field, count, limit, setting in (
+        ("destinations", len(body.destinations), limits.max_destinations, "max_destinations"),
+        ("datasets", len(body.datasets), limits.max_datasets, "max_datasets"),
+        ("objectstores", len(body.objectstores), limits.max_objectstores, "max_objectstores"),
+        # TPV's order of the candidates: never longer than the candidates themselves
+        ("preference", len(body.preference or ()), limits.max_destinations, "max_destinations"),
+    ):
+        if count > limit:
+            raise too_many(field, count, limit, setting)
+
+
+async def _body(receive: Receive, max_bytes: int) -> bytes | None:
+    """The whole request body; None when the client disconnected before sending it. A body
+    longer than `max_bytes` is refused (413) as soon as it passes the limit, chunked or not."""
     chunks = []
+    received = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        received += len(chunk)
+        if received > max_bytes:
+            raise BodyTooLarge(max_bytes)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
 

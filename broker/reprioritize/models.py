@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 # Task ids are EQSQL's integer task ids or any string the workflow uses; they are echoed back
 # with the type they came in, and must stay distinct once written as JSON object keys.
 TaskId = int | str
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Finite, and far from overflow: the surrogate squares and scales these (1e200 squared is inf).
+MAX_ABS = 1e100
+Finite = Annotated[float, Field(allow_inf_nan=False, ge=-MAX_ABS, le=MAX_ABS)]
 Point = Annotated[list[Finite], Field(min_length=1, max_length=1000)]
 
 MAX_COMPLETED = 20_000

@@ -49,6 +49,10 @@ def _scores(prediction: Posterior, best: float, minimize: bool, acquisition: str
     raise ValueError(f"unknown acquisition {acquisition!r}")
 
 
+class NotModelled(ValueError):
+    """The completed results cannot be modelled (the surrogate's numbers are not finite)."""
+
+
 def reprioritize(request: ReprioritizeRequest, *, explain: bool = False) -> ReprioritizeResponse:
     """Fit the surrogate on ``request.completed`` and order ``request.pending``.
 
@@ -66,6 +70,12 @@ def reprioritize(request: ReprioritizeRequest, *, explain: bool = False) -> Repr
     prediction = gp.predict(P)
     best = float(y.min() if minimize else y.max())
     scores = _scores(prediction, best, minimize, request.acquisition)
+    if not (np.isfinite(prediction.mean).all() and np.isfinite(prediction.std).all()):
+        # the answer's schema holds numbers only; bounded inputs should never get here
+        raise NotModelled("the surrogate predicted non-finite values: rescale x or y")
+    # an undefined score ranks last; every score in the answer is a finite number
+    big = np.finfo(float).max
+    scores = np.nan_to_num(scores, nan=-big, posinf=big, neginf=-big)
 
     # np.lexsort sorts by the last key first: score (descending), then mean (best first),
     # then the position in the request.
