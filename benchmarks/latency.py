@@ -89,7 +89,7 @@ def write_config(
     base = list(config["destinations"].items())
     for i in range(destinations - len(base)):
         dest_id, conf = base[i % len(base)]
-        config["destinations"][f"{dest_id}_extra{i}"] = {"site": dest_id, **conf}
+        config["destinations"][f"{dest_id}_extra{i}"] = dict(conf)
     path = workdir / f"broker-{'influxdb' if influx_url else 'snapshot'}.yml"
     path.write_text(yaml.safe_dump(config))
     rng = random.Random(1)

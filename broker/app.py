@@ -13,7 +13,7 @@ from fastapi.openapi.utils import get_openapi
 from broker import __version__
 from broker.arbo.routes import router as arbo_router
 from broker.auth import OPEN_PATHS, TokenMiddleware
-from broker.config import Settings
+from broker.config import ConfigError, Settings
 from broker.errors import install_error_handlers
 from broker.limits import BodyLimitMiddleware
 from broker.metrics.cache import MetricsCache
@@ -31,7 +31,13 @@ log = logging.getLogger(__name__)
 
 def build_cache(settings: Settings) -> MetricsCache[DerivedView]:
     m = settings.metrics
-    source = InfluxSource(m.influxdb) if m.source == "influxdb" else SnapshotSource(m.snapshot)
+    source: InfluxSource | SnapshotSource
+    if m.source == "influxdb":
+        source = InfluxSource(m.influxdb)
+    elif m.snapshot is None:
+        raise ConfigError("metrics.snapshot is required for source snapshot")
+    else:
+        source = SnapshotSource(m.snapshot)
     # the InfluxDB exchange ends at timeout_s; the rest is room for deriving the view
     deadline = 2 * m.influxdb.timeout_s + 1 if m.source == "influxdb" else m.influxdb.refresh_s
     return MetricsCache(source, lambda view: derive(view, settings), m.influxdb.refresh_s, deadline)
@@ -108,5 +114,5 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
             app.openapi_schema = schema
         return app.openapi_schema
 
-    app.openapi = openapi
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented way to extend it
     return app

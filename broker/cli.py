@@ -16,14 +16,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-def uvicorn_limits(settings: Settings) -> dict[str, int | float]:
-    """The connection limits of `server:` as uvicorn.run's arguments."""
-    server = settings.server
-    return {
-        "limit_concurrency": server.limit_concurrency,
-        "timeout_keep_alive": server.timeout_keep_alive_s,
-        "backlog": server.backlog,
-    }
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -44,7 +36,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         port=port,
         log_level=settings.server.log_level,
         access_log=args.access_log,
-        **uvicorn_limits(settings),
+        limit_concurrency=settings.server.limit_concurrency,
+        timeout_keep_alive=settings.server.timeout_keep_alive_s,
+        backlog=settings.server.backlog,
     )
     return 0
 

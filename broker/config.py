@@ -143,8 +143,8 @@ class ServerSettings(_Section):
     limit_concurrency: int = Field(
         default=200, ge=1, description="connections + tasks at once; beyond, uvicorn answers 503"
     )
-    timeout_keep_alive_s: float = Field(
-        default=5.0, gt=0, description="idle keep-alive connections are closed after this"
+    timeout_keep_alive_s: int = Field(
+        default=5, ge=1, description="idle keep-alive connections are closed after this (whole s)"
     )
     backlog: int = Field(default=2048, ge=1, description="pending connections the OS queues")
 

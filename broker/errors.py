@@ -85,7 +85,8 @@ def error_list(exc: RequestValidationError) -> list[dict[str, Any]]:
     return shown
 
 
-async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # registered for that class only
     return JSONResponse({"detail": error_list(exc)}, status_code=422)
 
 

@@ -118,12 +118,12 @@ def derive(view: MetricsView, settings: Settings, now: float | None = None) -> D
     destinations = {}
     for dest_id, conf in settings.destinations.items():
         site = settings.site_of(dest_id)
-        placed = conf.latitude is not None and conf.longitude is not None
+        lat, lon = conf.latitude, conf.longitude
         destinations[dest_id] = Destination(
             id=dest_id,
             site=site,
             known=True,
-            coords=(conf.latitude, conf.longitude) if placed else None,
+            coords=None if lat is None or lon is None else (lat, lon),
             local_stores=frozenset(conf.objectstores),
             pool=_pool(view, history, dest_id, site, settings),
         )

@@ -96,7 +96,7 @@ class RunTimes:
         local = self.runtimes.get((dest, tool)) if tool else None
         ref = self.tool_reference_run.get(tool) if tool else None
         k = self.settings.min_runs
-        if ref is not None:
+        if tool is not None and ref is not None:
             elsewhere = ref[0] * speed
             if local is not None:
                 n = local.count

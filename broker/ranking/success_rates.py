@@ -142,7 +142,7 @@ class SuccessRates:
         `_fit_success_models`); for a tool without outcomes, the prior of the Beta-binomial
         below (global and destination rates)."""
         model = self.success_models.get(tool) if tool else None
-        if model is None:
+        if tool is None or model is None:
             return self._beta(tool, dest)
         s = self.settings
         offset, other_rate = self._dest_offset(dest, tool)

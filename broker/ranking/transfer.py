@@ -155,9 +155,14 @@ class Inputs:
 
 
 class Candidate(Protocol):
-    id: str
-    coords: Coordinates | None
-    local_stores: Collection[str]
+    """What the transfer model reads of a destination (read-only)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def coords(self) -> Coordinates | None: ...
+    @property
+    def local_stores(self) -> Collection[str]: ...
 
 
 @dataclass

@@ -35,7 +35,8 @@ from typing import TYPE_CHECKING
 
 from broker.metrics.freshness import is_current
 from broker.ranking.context import RankContext
-from broker.ranking.query import Job, RankQuery
+from broker.ranking.query import Job as RankedJob
+from broker.ranking.query import RankQuery
 from broker.ranking.rank import rank
 from broker.ranking.routed import RoutedLedger
 from broker.ranking.transfer import Inputs, distance_km
@@ -177,7 +178,7 @@ class Broker(Policy):
         tool = sim.sc.tools[job.tool]
         cands = tuple(sim.tpv[job.tool])
         query = RankQuery(
-            Job.from_tpv(job.tool, tool.mem_gb, tool.cores, tool.gpus),
+            RankedJob.from_tpv(job.tool, tool.mem_gb, tool.cores, tool.gpus),
             cands,
             Inputs.of(
                 {

@@ -245,3 +245,21 @@ def test_non_finite_numbers_are_a_422_naming_the_field(client, body, field):
     r = client.post("/process_data", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"][-1] == field
+
+
+def test_the_configured_source_is_the_one_read_and_only_influxdb_records_routed_jobs():
+    from broker.app import build_cache
+    from broker.config import DEFAULT_CONFIG
+    from broker.metrics.influx import InfluxSource
+    from broker.metrics.snapshot import SnapshotSource
+
+    snapshot = load_settings(DEFAULT_CONFIG)
+    # a config that names the InfluxDB source keeps its snapshot path (e.g. for `rank`)
+    influx = snapshot.model_copy(
+        update={"metrics": snapshot.metrics.model_copy(update={"source": "influxdb"})}
+    )
+    assert influx.metrics.snapshot is not None
+    assert isinstance(build_cache(snapshot).source, SnapshotSource)
+    assert isinstance(build_cache(influx).source, InfluxSource)
+    assert create_app(snapshot).state.routed is None
+    assert create_app(influx).state.routed is not None

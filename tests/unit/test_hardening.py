@@ -339,7 +339,7 @@ def test_serve_passes_the_connection_settings_to_uvicorn(tmp_path, monkeypatch):
 
     config = tmp_path / "broker.yml"
     config.write_text(
-        "server:\n  body_timeout_s: 3\n  limit_concurrency: 17\n  timeout_keep_alive_s: 2.5\n"
+        "server:\n  body_timeout_s: 3\n  limit_concurrency: 17\n  timeout_keep_alive_s: 2\n"
         "  backlog: 64\n"
         f"state_dir: {tmp_path}\nmetrics:\n  snapshot: {DATA_DIR / 'demo-network.lp'}\n"
     )
@@ -347,7 +347,7 @@ def test_serve_passes_the_connection_settings_to_uvicorn(tmp_path, monkeypatch):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
     assert cli.main(["serve", "--config", str(config)]) == 0
     assert seen["limit_concurrency"] == 17
-    assert seen["timeout_keep_alive"] == 2.5
+    assert seen["timeout_keep_alive"] == 2
     assert seen["backlog"] == 64
 
 
