@@ -16,8 +16,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(args.config)
 
 
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
