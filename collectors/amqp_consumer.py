@@ -94,7 +94,8 @@ def drain(
         for method, _properties, body in channel.consume(queue, inactivity_timeout=idle):
             if method is None:  # nothing arrived within `idle`: the queue is drained
                 break
-            reason = line = None
+            reason: str | None = None
+            line: str | None = None
             try:
                 line = parse_message(body).to_line()
             except MessageError as exc:
@@ -109,6 +110,7 @@ def drain(
                 source = method.routing_key or "?"
                 _log(f"dead-lettered message from {source!r} (tag {method.delivery_tag}): {reason}")
             else:
+                assert line is not None  # no reason means parse_message(...).to_line() returned
                 pending.append(line)
                 last_tag = method.delivery_tag
                 printed += 1

@@ -119,9 +119,9 @@ def aggregate(startd_ads: Iterable[Any], job_ads: Iterable[Any]) -> tuple[dict, 
             largest = max(largest, free)
     jobs = dict.fromkeys(JOB_STATUS.values(), 0)
     for ad in job_ads:
-        key = JOB_STATUS.get(_value(ad, "JobStatus"))
-        if key:
-            jobs[key] += 1
+        status = JOB_STATUS.get(_value(ad, "JobStatus"))
+        if status:
+            jobs[status] += 1
     out = {k: int(round(v)) for k, v in totals.items()} | jobs
     slot = {key: int(amount) for key, amount in zip(LARGEST_FREE_SLOT, largest, strict=True)}
     return out, slot

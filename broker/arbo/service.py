@@ -107,7 +107,9 @@ class ArboService:
         return ParallelismResponse(
             s=decision.s,
             predicted_seconds=decision.predicted_seconds,
-            predicted_interval=decision.predicted_interval,
+            predicted_interval=(
+                None if decision.predicted_interval is None else list(decision.predicted_interval)
+            ),
             predicted_cost=decision.predicted_cost,
             reason=decision.reason,
             objective=goal.objective,

@@ -108,7 +108,10 @@ class ArboStore:
             created_at=time.time(),
         )
         with self.engine.begin() as conn:
-            run_id = conn.execute(insert(runs_table).values(**values)).inserted_primary_key[0]
+            key = conn.execute(insert(runs_table).values(**values)).inserted_primary_key
+        # None only for executemany or a table without a primary key; runs_table has one.
+        assert key is not None
+        run_id = key[0]
         if run_id % PRUNE_EVERY == 0:
             self.prune(task)
         return int(run_id)

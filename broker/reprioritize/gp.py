@@ -200,10 +200,10 @@ class GaussianProcess:
                 scaling (typically the candidates that will be predicted).
         """
         X = _as_2d(X, "X")
-        y = np.asarray(y, dtype=float).ravel()
-        if len(y) != len(X) or len(y) == 0:
+        targets = np.asarray(y, dtype=float).ravel()
+        if len(targets) != len(X) or len(targets) == 0:
             raise ValueError("X and y must have the same, non-zero number of points")
-        if not np.all(np.isfinite(y)):
+        if not np.all(np.isfinite(targets)):
             raise ValueError("y contains NaN or infinite values")
         reference = X
         if domain is not None:
@@ -215,18 +215,18 @@ class GaussianProcess:
         Xs = self._scaler.transform(X)
 
         rng = np.random.default_rng(self.random_state)
-        idx_all = self._subsample(y, self.max_points, rng)
-        Xs, y = Xs[idx_all], y[idx_all]
+        idx_all = self._subsample(targets, self.max_points, rng)
+        Xs, targets = Xs[idx_all], targets[idx_all]
         n_distinct = len(np.unique(Xs, axis=0))
-        identifiable = n_distinct >= 3 and float(np.ptp(y)) > 0.0
+        identifiable = n_distinct >= 3 and float(np.ptp(targets)) > 0.0
 
         with _single_threaded_blas(), warnings.catch_warnings():
             # Hyperparameters at a bound (e.g. an irrelevant input's length scale) are a valid
             # answer, not a failure; the fitted kernel is reported to the caller instead.
             warnings.simplefilter("ignore", ConvergenceWarning)
             if identifiable:
-                idx_fit = self._subsample(y, self.max_fit_points, rng)
-                kernel, self.ard_ = self._tune(Xs[idx_fit], y[idx_fit])
+                idx_fit = self._subsample(targets, self.max_fit_points, rng)
+                kernel, self.ard_ = self._tune(Xs[idx_fit], targets[idx_fit])
             else:
                 self.ard_ = self.ard is True
                 kernel = self._prior_kernel(X.shape[1], self.ard_)
@@ -235,12 +235,12 @@ class GaussianProcess:
                 normalize_y=True,
                 optimizer=None,
                 alpha=1e-10 if self.noise else 1e-6,
-            ).fit(Xs, y)
+            ).fit(Xs, targets)
         self.optimized = identifiable
-        self.n_train = len(y)
+        self.n_train = len(targets)
         # normalize_y divides by the std of y (1 when y is constant); needed to express the
         # fitted noise level in the units of y.
-        y_std = float(np.std(y))
+        y_std = float(np.std(targets))
         self._y_scale = y_std if y_std > 0 else 1.0
         return self
 

@@ -8,6 +8,7 @@ script whose author needs to find the bad row quickly.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
@@ -75,7 +76,7 @@ class ReprioritizeRequest(_Model):
 
 
 def _check_rows(
-    field: str, tasks: list[CompletedTask] | list[PendingTask], dim: int, seen: dict[str, str]
+    field: str, tasks: Sequence[CompletedTask | PendingTask], dim: int, seen: dict[str, str]
 ) -> None:
     for i, task in enumerate(tasks):
         where = f"{field}[{i}]"

@@ -67,7 +67,7 @@ class Oracle(Policy):
 
     name = "oracle"
 
-    def choose(self, job, attempt, now):
+    def choose(self, job: Job, attempt: int, now: float) -> str:
         sim = self.sim
         tool = sim.sc.tools[job.tool]
         need = (tool.cores, tool.mem_gb * MB_PER_GB, tool.gpus)
@@ -140,7 +140,9 @@ class Oracle(Policy):
         ]
         arrivals.append((ready, None, *need))
         arrivals.sort(key=lambda a: a[0])
-        queue = [(t, t.cores, t.mem_mb, t.gpus) for t in site.idle]
+        queue: list[tuple[Task | None, int, float, int]] = [
+            (t, t.cores, t.mem_mb, t.gpus) for t in site.idle
+        ]
         nxt = 0
         tick = site.negotiation_due
         while True:

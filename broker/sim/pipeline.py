@@ -25,7 +25,7 @@ from broker.config import Settings
 from broker.metrics.view import MetricsView
 from broker.ranking.derived import DerivedView, derive
 from broker.sim.scenario import Pipeline
-from metric_contract.lineprotocol import Point
+from metric_contract.lineprotocol import FieldValue, Point
 from metric_contract.measurements import CLUSTER, OUTCOMES, QUEUE, RUNTIME
 
 EPOCH = 1_699_920_000.0  # a UTC midnight: simulated time 0 maps here in the points
@@ -86,7 +86,7 @@ class MetricPipeline:
                 rows[(dest, tool)].append((q, r))
         for (dest, tool), qr in sorted(rows.items()):
             arr = np.asarray(qr)
-            fields = {
+            fields: dict[str, FieldValue] = {
                 "count": len(qr),
                 "median_queue": float(np.median(arr[:, 0])),
                 "median_run": float(np.median(arr[:, 1])),
@@ -109,10 +109,10 @@ class MetricPipeline:
             self._out_counts[(dest, tool)][0 if ok else 1] -= 1
             self._out_lo += 1
         days = int(round(self.conf.outcomes_window_days))
-        for (dest, tool), (ok, err) in sorted(self._out_counts.items()):
-            if ok + err == 0:
+        for (dest, tool), (n_ok, n_err) in sorted(self._out_counts.items()):
+            if n_ok + n_err == 0:
                 continue
-            fields = {"ok": ok, "error": err, "window_days": days}
+            fields: dict[str, FieldValue] = {"ok": n_ok, "error": n_err, "window_days": days}
             p = Point(OUTCOMES, {"destination_id": dest, "tool_id": tool}, fields, _ns(t))
             self.write(p, (OUTCOMES, dest, tool), t)
 

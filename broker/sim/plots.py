@@ -58,13 +58,15 @@ def plot_scenario(results: list, summary: dict, out_dir: Path) -> list[Path]:
     first = {p: runs[0] for p, runs in by_policy.items()}
     fig, axes = plt.subplots(len(first), 1, figsize=(9, 2.2 * len(first)), sharex=True, sharey=True)
     axes = np.atleast_1d(axes)
-    colours = plt.get_cmap("tab20").colors
+    # Called with an int, a colormap gives its i-th colour: the base Colormap type has no
+    # `.colors` (only ListedColormap does), and tab20's i-th colour is colors[i] with alpha 1.
+    cmap = plt.get_cmap("tab20")
     last = 1.0
     for ax, (policy, run) in zip(axes, first.items(), strict=True):
         for i, (site, samples) in enumerate(run.timeline.items()):
             if samples:
                 arr = np.asarray(samples)
-                ax.plot(arr[:, 0], arr[:, 1], label=site, lw=1, color=colours[i % 20])
+                ax.plot(arr[:, 0], arr[:, 1], label=site, lw=1, color=cmap(i % 20))
                 busy = arr[arr[:, 1] > 0, 0]
                 last = max(last, float(busy.max()) if busy.size else 0.0)
         ax.set_title(f"{policy} (seed {run.seed})", fontsize=9, loc="left")

@@ -135,7 +135,7 @@ class PoolEvents:
         if conf.background_load <= 0:
             return
         rng = self._bg_rng[site.name]
-        cores = int(min(conf.cores_per_machine, rng.integers(1, 5)))
+        cores = min(conf.cores_per_machine, int(rng.integers(1, 5)))
         run = BG_MEAN_RUN_S * math.exp(rng.normal(-0.5, 1.0))  # lognormal, mean 1800 s
         if site.up:
             task = Task(cores, cores * BG_MEM_MB_PER_CORE, 0, run, state="idle", site=site.name)

@@ -36,4 +36,4 @@ class Result:
     timeline: dict[str, list[tuple[float, int, int]]]  # site -> (t_h, idle, running)
     rank_calls: int = 0
     views_built: int = 0
-    max_overcommit: int = 0  # most negative free resource ever seen (0: never exceeded)
+    max_overcommit: float = 0  # most negative free resource ever seen (0: never exceeded)

@@ -156,7 +156,7 @@ def run_all(
             chunks = list(pool.map(_task, tasks))
     runs = [r for chunk in chunks for r in chunk]
     order = {s.label: i for i, s in enumerate(specs)}
-    scen_order = {}
+    scen_order: dict[str, int] = {}
     for r in runs:
         scen_order.setdefault(r.scenario, len(scen_order))
     runs.sort(key=lambda r: (scen_order[r.scenario], order[r.policy], r.seed))

@@ -33,6 +33,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
@@ -181,7 +182,7 @@ def _summary(results: dict[str, dict]) -> dict[str, object]:
     }
 
 
-def evaluate(directory: Path, folds: int = 10, seed: int = 0) -> dict[str, object]:
+def evaluate(directory: Path, folds: int = 10, seed: int = 0) -> dict[str, Any]:
     """Cross-validate every package of `directory`; the report the CLI prints as JSON."""
     if folds < 2:
         raise DatasetError("--folds must be at least 2")
@@ -195,7 +196,7 @@ def evaluate(directory: Path, folds: int = 10, seed: int = 0) -> dict[str, objec
                 skipped[pkg.name] = f"{len(pkg.y)} row(s): cannot be cross-validated"
             else:
                 results[pkg.name] = res
-    report: dict[str, object] = {
+    report: dict[str, Any] = {
         "folds": folds,
         "seed": seed,
         **_summary(results),
@@ -247,26 +248,26 @@ def _published(directory: Path, results: dict[str, dict]) -> dict[str, object] |
     }
 
 
-def format_report(report: dict[str, object]) -> str:
+def format_report(report: dict[str, Any]) -> str:
     """Human table, then the JSON report as the last line."""
     lines = [
         f"{'package':<16} {'rows':>5} {'folds':>5}   "
         f"{'acc ours/ref':>13} {'brier ours/ref':>15} {'logloss ours/ref':>17}"
     ]
-    for name, r in report["per_package"].items():  # type: ignore[union-attr]
+    for name, r in report["per_package"].items():
         o, f = r["ours"], r["reference"]
         lines.append(
             f"{name:<16} {r['rows']:>5} {r['folds']:>5}{'*' if r['fewer_folds'] else ' '}  "
             f"{o['accuracy']:.3f}/{f['accuracy']:.3f} {o['brier']:>7.3f}/{f['brier']:.3f} "
             f"{o['log_loss']:>8.3f}/{f['log_loss']:.3f}"
         )
-    for name, why in report["skipped"].items():  # type: ignore[union-attr]
+    for name, why in report["skipped"].items():
         lines.append(f"{name:<16} skipped: {why}")
     if report["fewer_folds"]:
         lines.append("* fewer folds than asked: the package's larger class is smaller than that")
     for part in ("tuning", "held_out"):
         s = report[part]
-        lines.append(f"{part}: {s['packages']} packages, ours {s['ours']}, ref {s['reference']}")  # type: ignore[index]
+        lines.append(f"{part}: {s['packages']} packages, ours {s['ours']}, ref {s['reference']}")
     lines.append(json.dumps(report, separators=(",", ":")))
     return "\n".join(lines)
 

@@ -75,11 +75,15 @@ results = {
     # A site's credential publishing for another site: refused (topic permission).
     "site_a_publishes_as_site_b": attempt("site_a", publish("htcondor.other_site")),
     "site_a_publishes_wildcard_key": attempt("site_a", publish("htcondor.#")),
-    "site_a_publishes_to_other_exchange": attempt("site_a", publish("htcondor.molecule_site", "amq.topic")),
+    "site_a_publishes_to_other_exchange": attempt(
+        "site_a", publish("htcondor.molecule_site", "amq.topic")
+    ),
     "site_a_reads_queue": attempt("site_a", lambda ch: ch.basic_get(QUEUE, auto_ack=False)),
     "site_a_deletes_queue": attempt("site_a", lambda ch: ch.queue_delete(QUEUE)),
     "site_a_purges_queue": attempt("site_a", lambda ch: ch.queue_purge(QUEUE)),
-    "site_a_declares_queue": attempt("site_a", lambda ch: ch.queue_declare("intruder", durable=True)),
+    "site_a_declares_queue": attempt(
+        "site_a", lambda ch: ch.queue_declare("intruder", durable=True)
+    ),
     "site_a_binds_queue": attempt("site_a", lambda ch: ch.queue_bind(QUEUE, EXCHANGE, "#")),
     "consumer_publishes": attempt("consumer", publish("htcondor.molecule_site")),
     # What the producer does on each run: declare the exchange, publish its own key.

@@ -1,0 +1,17 @@
+"""Fixtures of the unit tests."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from broker.app import create_app
+from tests.support.broker_app import settings
+
+
+@pytest.fixture
+def client(tmp_path):
+    """The broker on the embedded demo network, its state in the test's own directory (a module
+    with a `client` fixture of its own uses that one)."""
+    with TestClient(create_app(settings(tmp_path))) as c:
+        yield c
