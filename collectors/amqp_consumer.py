@@ -16,7 +16,9 @@ exits. Guarantees, and how:
 - One bad message never blocks the rest: a message that fails `collectors.schema` validation,
   or makes parsing fail in any other way (JSON nested too deeply for the parser, any unexpected
   exception while parsing or formatting it), is rejected without requeue, RabbitMQ moves it to
-  `<queue>.dead`, and one line on stderr says which and why. Without that, a message that
+  `<queue>.dead`, and one line on stderr says which and why. So is a message whose `site` is
+  not the one of its routing key `htcondor.<site>`: each site's RabbitMQ user may publish only
+  with its own key, so the key is who sent it. Without that, a message that
   crashes the run would stay at the head of the queue and stop every later run. Telegraf only
   reads stdout, so stderr never pollutes the metrics.
 - The run ends within `--max-seconds` (keep it below Telegraf's exec `timeout`): messages
@@ -33,7 +35,7 @@ import time
 from typing import TextIO
 
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
-from collectors.schema import MessageError, parse_message
+from collectors.schema import MessageError, parse_message, routing_key
 from collectors.settings import (
     CollectorSettings,
     add_amqp_arguments,
@@ -97,7 +99,13 @@ def drain(
             reason: str | None = None
             line: str | None = None
             try:
-                line = parse_message(body).to_line()
+                state = parse_message(body)
+                if method.routing_key != routing_key(state.site):
+                    raise MessageError(
+                        f"site {state.site!r} sent with routing key {method.routing_key!r}: a "
+                        f"producer reports for its own site only ({routing_key(state.site)!r})"
+                    )
+                line = state.to_line()
             except MessageError as exc:
                 reason = str(exc)
             except Exception as exc:  # noqa: BLE001 - whatever one message does, it is its own

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
-from collectors.schema import ClusterState, MessageError, parse_message, validate_site
+from collectors.schema import ClusterState, MessageError, parse_message, routing_key, validate_site
 from collectors.settings import (
     CollectorSettings,
     add_amqp_arguments,
@@ -205,7 +205,7 @@ def publish(settings: CollectorSettings, state: ClusterState) -> None:
             channel.confirm_delivery()
             channel.basic_publish(
                 exchange=settings.exchange,
-                routing_key=f"htcondor.{state.site}",
+                routing_key=routing_key(state.site),
                 body=state.to_json(),
                 properties=pika.BasicProperties(
                     delivery_mode=pika.DeliveryMode.Persistent,

@@ -42,6 +42,15 @@ MAX_CLOCK_SKEW_S = 300
 MIN_COLLECTED_AT = 1_577_836_800  # 2020-01-01: anything older is a zero or a unit error
 
 
+ROUTING_PREFIX = "htcondor."
+
+
+def routing_key(site: str) -> str:
+    """The routing key a site's producer publishes with (and may publish with only: the
+    RabbitMQ role gives each site's user a topic permission for this key alone)."""
+    return ROUTING_PREFIX + site
+
+
 class MessageError(ValueError):
     """Why a message was refused; goes to the consumer's log line and the dead-letter header."""
 

@@ -74,6 +74,21 @@ def test_any_exception_while_parsing_one_message_dead_letters_only_that_one(
     assert topology.counts() == (0, 1)
 
 
+def test_a_message_for_another_site_than_its_routing_key_is_dead_lettered(topology, capsys):
+    """Each site's RabbitMQ user may publish only with `htcondor.<site>`: the key is who sent
+    the message, so a body that reports for another site is refused, the rest flows."""
+    amqp_consumer.main(topology.consumer_args(), out=io.StringIO())
+    forged = state("ghent", time.time()).to_json()
+    topology.publish_raw([forged], routing_key="htcondor.bari")
+    topology.publish_raw([state("bari", time.time()).to_json()])  # its own key
+    out = io.StringIO()
+    assert amqp_consumer.main(topology.consumer_args(), out=out) == 0
+    assert [p.tags["site"] for p in parse_text(out.getvalue())] == ["bari"]
+    err = capsys.readouterr().err
+    assert "site 'ghent' sent with routing key 'htcondor.bari'" in err
+    assert [body for _, body in topology.get_dead()] == [forged]
+
+
 def test_site_names_the_broker_cannot_read_back_are_dead_lettered(topology, tmp_path):
     """One rule (metric_contract.sites) for the consumer and the broker's parser: whatever the
     consumer prints, a snapshot of it loads."""

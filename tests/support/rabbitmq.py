@@ -4,6 +4,7 @@ that is deleted afterwards."""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 
@@ -21,6 +22,14 @@ def rabbitmq_available() -> bool:
         return True
     except Exception:
         return False
+
+
+def _key_of(body: bytes) -> str:
+    try:
+        site = json.loads(body)["site"]
+    except (ValueError, TypeError, KeyError, RecursionError):
+        return "htcondor.test"
+    return f"htcondor.{site}" if isinstance(site, str) else "htcondor.test"
 
 
 @dataclass
@@ -43,16 +52,17 @@ class Topology:
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         return connection, connection.channel()
 
-    def publish_raw(self, bodies: list[bytes], routing_key: str = "htcondor.test") -> None:
+    def publish_raw(self, bodies: list[bytes], routing_key: str | None = None) -> None:
         """Publish persistent messages and wait until the queue holds them. Without publisher
-        confirms (one round trip each would make thousands slow); the wait replaces them."""
+        confirms (one round trip each would make thousands slow); the wait replaces them.
+        Each goes with its own site's routing key, as a producer sends it, unless one is given
+        (a body without a readable site goes with `htcondor.test`)."""
         connection, ch = self.channel()
         try:
             before = ch.queue_declare(self.queue, passive=True).method.message_count
             for body in bodies:
-                ch.basic_publish(
-                    self.exchange, routing_key, body, pika.BasicProperties(delivery_mode=2)
-                )
+                key = routing_key or _key_of(body)
+                ch.basic_publish(self.exchange, key, body, pika.BasicProperties(delivery_mode=2))
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 ready = ch.queue_declare(self.queue, passive=True).method.message_count
