@@ -24,7 +24,7 @@ Figures per method (means over seeds):
   best_so_far_200  the same after 200 evaluations.
   seconds_per_call wall time of one reprioritization.
 Also printed (not part of the JSON): one call with 700 completed / 50 pending and with
-50 completed / 700 pending (issue target: well under a second each).
+50 completed / 700 pending (target: well under a second each).
 The last line is JSON: ``{"random" | "ours" | "original": {figure: value}}``.
 """
 

@@ -1,4 +1,4 @@
-"""`python -m benchmarks.scheduling`: does the broker make Galaxy faster? (issue 9)
+"""`python -m benchmarks.scheduling`: does the broker make Galaxy faster?
 
 Every scenario in examples/scenarios/ with every policy, SEEDS seeds each (default 5), on the
 discrete-event simulator (broker/sim/, docs/simulator.md). The `broker` policy is the real
@@ -39,7 +39,7 @@ WORKERS = int(os.environ["BENCH_WORKERS"]) if os.environ.get("BENCH_WORKERS") el
 
 
 def targets(summary: dict, ours: str = "broker") -> list[tuple[str, bool, str]]:
-    """(target, met, the numbers) for the issue's bar, judged for policy `ours`."""
+    """(target, met, the numbers) for the targets above, judged for policy `ours`."""
     out = []
     others = [p for p in POLICIES if p != "broker"]
     for scenario, pols in summary.items():

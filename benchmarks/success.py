@@ -21,7 +21,7 @@ DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "spa
 
 
 def bar(summary: dict) -> dict[str, bool]:
-    """The issue's Bar on one summary: accuracy at least the reference's, Brier and log loss
+    """The targets on one summary: accuracy at least the reference's, Brier and log loss
     lower (the margins are in the report; "clearly" is judged there)."""
     o, r = summary["ours"], summary["reference"]
     return {

@@ -14,7 +14,7 @@ from broker.sim.results import Result
 # so that every entry of a scenario under "scenarios" stays a policy with its figures.
 LOWER_BOUND_KEY = "lower_bound_mean_turnaround_s"
 
-# What the JSON carries per policy, and what the table adds.
+# What the benchmark's JSON carries per policy, and what the table adds.
 JSON_KEYS = ("mean_turnaround_s", "p95_turnaround_s", "failed_attempts", "bytes_km")
 COLUMNS = (
     ("mean_turnaround_s", "mean turn (s)", "{:.0f}"),

@@ -1,4 +1,4 @@
-"""Producer -> real RabbitMQ -> consumer, including the faults the issue lists."""
+"""Producer -> real RabbitMQ -> consumer, including the faults a deployment meets."""
 
 from __future__ import annotations
 

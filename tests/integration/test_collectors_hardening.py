@@ -1,4 +1,4 @@
-"""The collector hardening issue, against the real services: a message that crashes the parser,
+"""Collector hardening, against the real services: a message that crashes the parser,
 site names the broker could not read back, AMQP handshake timeouts, tool ids line protocol
 cannot carry."""
 

@@ -1,6 +1,6 @@
 """Hardening: bounded errors, no 5xx on odd input, connection behaviour, safe defaults (the
-limits are in test_limits.py). Each test reproduces a finding of the hardening
-issue (it failed before the fix)."""
+limits are in test_limits.py). Each test reproduces a fault found by testing the deployed
+service (it failed before the fix)."""
 
 from __future__ import annotations
 

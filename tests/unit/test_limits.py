@@ -1,6 +1,6 @@
 """Request limits and the event loop: bodies bounded in size and time, request sizes bounded,
-large work off the loop. Each test reproduces a finding of the hardening issue (it failed
-before the fix)."""
+large work off the loop. Each test reproduces a fault found by testing the deployed service
+(it failed before the fix)."""
 
 from __future__ import annotations
 

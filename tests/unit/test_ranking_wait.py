@@ -101,6 +101,3 @@ def test_a_job_bigger_than_every_hole_waits_for_the_backfilling_queue():
     exp = by_id(ranked(view_of(fragmented, runtime("a", run=600)), req))
     assert "no hole of 16 cores" in exp["a"].terms["wait"]
     assert exp["a"].wait_s >= 600 * (1 + 6)
-
-
-# --- success model (issue 8) ---
