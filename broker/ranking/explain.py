@@ -17,7 +17,7 @@ from broker.ranking.models import DestinationExplanation, Explanation, MetricAge
 from broker.ranking.routed import NOTHING
 from broker.ranking.terms import CandidateTerms
 from broker.ranking.transfer import Transfer
-from broker.ranking.wait import FRESH, STATE_NAMES, note
+from broker.ranking.wait import FRESH, STATE_NAMES, wait_note
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> E
         state=STATE_NAMES[w.state],
         transfer=terms.transfers.of(i),
         wait_s=w.seconds,
-        wait_note=note(w, c.pool, terms.job, sent, ranking),
+        wait_note=wait_note(w, c.pool, terms.job, sent, ranking),
         run=est.run,
         success=est.success,
         penalty=i * ranking.preference_step_s,

@@ -19,14 +19,14 @@ from broker.ranking.success_rates import SuccessRates
 from broker.success.model import SuccessModel
 
 
-class ToolAt(NamedTuple):
+class ToolEstimate(NamedTuple):
     run: Estimate
     success: Estimate
     queue_s: float | None  # median queue time over enough runs, else None
 
 
 class ToolTerms(NamedTuple):
-    at: list[ToolAt]
+    at: list[ToolEstimate]
     run_s: list[float]
     success: list[float]
     queue_s: list[float]  # NaN: too few runs
@@ -40,7 +40,7 @@ _MEMO_MAX = 4096
 class History:
     run_times: RunTimes
     success: SuccessRates
-    _memo: dict[tuple[str | None, str], ToolAt] = field(default_factory=dict, repr=False)
+    _memo: dict[tuple[str | None, str], ToolEstimate] = field(default_factory=dict, repr=False)
     _lists: dict[tuple[str | None, tuple[str, ...]], ToolTerms] = field(
         default_factory=dict, repr=False
     )
@@ -82,12 +82,12 @@ class History:
     def success_models(self) -> dict[str, SuccessModel]:
         return self.success.success_models
 
-    def at(self, tool: str | None, dest: str) -> ToolAt:
+    def at(self, tool: str | None, dest: str) -> ToolEstimate:
         """The tool's run time, success probability and past queue time at a destination."""
         key = (tool, dest)
         found = self._memo.get(key)
         if found is None:
-            found = ToolAt(
+            found = ToolEstimate(
                 self.run_times.estimate(tool, dest),
                 self.success.estimate(tool, dest),
                 self.run_times.queue_time(tool, dest),

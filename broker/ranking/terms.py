@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from broker.ranking.context import RankContext
 from broker.ranking.derived import CandidateList
-from broker.ranking.history import ToolAt
+from broker.ranking.history import ToolEstimate
 from broker.ranking.query import Job, RankQuery
 from broker.ranking.routed import InFlight
 from broker.ranking.transfer import Transfers
@@ -28,7 +28,7 @@ class CandidateTerms:
     transfers: Transfers
     waits: list[Wait]
     flight: list[InFlight] | None  # what was routed to each candidate's site; None: nothing
-    estimates: list[ToolAt]
+    estimates: list[ToolEstimate]
     expected: list[float]
 
     def order(self) -> list[int]:

@@ -11,7 +11,7 @@ the wait at a site with no live state, and a lower bound for a job that has to q
 Every candidate of every job goes through this. What depends only on the pool is derived once
 per metrics refresh (`Pool`; per request only for a destination the config does not know); a
 request does a few float operations per candidate, and the text that explains a number is
-formatted only when someone asks (`note`). Plain floats, not arrays: for the tens of candidates
+formatted only when someone asks (`wait_note`). Plain floats, not arrays: for the tens of candidates
 TPV sends, array operations cost more to dispatch than they save.
 """
 
@@ -193,7 +193,7 @@ def waits(
     return out
 
 
-def note(wait: Wait, pool: Pool, job: Job, sent: InFlight, settings: RankingSettings) -> str:
+def wait_note(wait: Wait, pool: Pool, job: Job, sent: InFlight, settings: RankingSettings) -> str:
     """Where a candidate's wait came from (for `?explain=true`)."""
     hist = wait.historical_s
     if wait.state == STALE:

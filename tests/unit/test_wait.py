@@ -8,7 +8,7 @@ from broker.config import RankingSettings
 from broker.metrics.view import ClusterUsage, QueueCount
 from broker.ranking.query import Job
 from broker.ranking.routed import InFlight
-from broker.ranking.wait import CANNOT_FIT, FRESH, STALE, note, pool_of, waits
+from broker.ranking.wait import CANNOT_FIT, FRESH, STALE, pool_of, wait_note, waits
 
 NOW = 1_000_000.0
 NAN = math.nan
@@ -62,7 +62,7 @@ def test_too_small_pool_cannot_fit_ever():
     w = wait_of(pool(cpus=8), cores=16)
     assert (w.state, w.seconds) == (CANNOT_FIT, math.inf)
     p = pool(cpus=8)
-    assert note(w, p, Job("tool", 16, 1024, 0), InFlight(), RankingSettings()).endswith(
+    assert wait_note(w, p, Job("tool", 16, 1024, 0), InFlight(), RankingSettings()).endswith(
         "asks 16 cores, the pool has 8"
     )
 
