@@ -13,7 +13,6 @@ from typing_extensions import TypedDict
 
 from broker.ranking.query import Job, RankQuery
 from broker.ranking.transfer import Coordinates, Inputs
-from metric_contract.units import MB_PER_GB
 
 # Beyond these no job asks and no dataset is: refused (422) rather than carried into sums whose
 # overflow would turn an answer's numbers into infinities. How many items a request may hold is
@@ -91,7 +90,7 @@ class JobInfo(BaseModel):
 
     @property
     def mem_mb(self) -> float:
-        return self.mem * MB_PER_GB
+        return self.job().mem_mb  # the one conversion is Job.from_tpv's
 
     def job(self) -> Job:
         return Job.from_tpv(self.tool_id, self.mem, self.cores, self.gpus)

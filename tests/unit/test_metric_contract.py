@@ -64,8 +64,8 @@ def test_a_point_written_with_the_contract_names_is_read_back_whole():
 
 def test_units_rule():
     assert MB_PER_GB == 1024
-    from broker.ranking.models import MB_PER_GB as ranking_factor
     from broker.ranking.models import JobInfo
+    from broker.ranking.query import MB_PER_GB as ranking_factor
 
     assert ranking_factor is MB_PER_GB
     assert JobInfo(mem=2.5).mem_mb == 2560
