@@ -14,7 +14,7 @@ from broker.ranking.context import RankContext
 from broker.ranking.derived import CandidateList
 from broker.ranking.history import ToolEstimate
 from broker.ranking.query import Job, RankQuery
-from broker.ranking.routed import InFlight
+from broker.ranking.routed import InFlight, RoutedLedger
 from broker.ranking.transfer import Transfers
 from broker.ranking.wait import Wait, waits
 
@@ -41,16 +41,24 @@ class CandidateTerms:
         return sorted(fresh, key=self.expected.__getitem__) + stale + cannot_fit
 
 
+def _in_flight(ledger: RoutedLedger, listed: CandidateList, now: float) -> list[InFlight] | None:
+    """What was routed to each candidate's site, None when nothing is. Looked up once per site:
+    TPV's candidates are often several queues of one pool, and they share its in-flight jobs."""
+    by_site: dict[str, InFlight] = {}
+    for c in listed.candidates:
+        if c.site not in by_site:
+            by_site[c.site] = ledger.in_flight(c.site, c.pool.time_s, now)
+    if not any(f.jobs for f in by_site.values()):
+        return None
+    return [by_site[c.site] for c in listed.candidates]
+
+
 def score(ctx: RankContext, query: RankQuery, now: float) -> CandidateTerms:
     settings, derived = ctx.settings, ctx.derived
     listed = derived.candidates(query.order, query.coords, settings)
     job = query.job
     terms = derived.history.terms(job.tool_id, listed.ids)
-    flight = None
-    if ctx.ledger is not None:
-        sent = [ctx.ledger.in_flight(c.site, c.pool.time_s, now) for c in listed.candidates]
-        if any(f.jobs for f in sent):
-            flight = sent
+    flight = None if ctx.ledger is None else _in_flight(ctx.ledger, listed, now)
     wait = waits(
         settings.ranking,
         listed.pools,
