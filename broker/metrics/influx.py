@@ -18,10 +18,10 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import anyio
 import httpx
 
+import metric_contract.pulsar_util as pu
 from broker.config import InfluxSettings
 from broker.metrics.view import MetricsView, SourceError
 from metric_contract.lineprotocol import Point
-import metric_contract.pulsar_util as pu
 from metric_contract.measurements import CLUSTER, SERIES_TAGS, SITE
 
 # Rows of pulsar-util's totals lines read per refresh: all sites share one series (the site is a
@@ -48,7 +48,7 @@ def latest_points_query(lookback_s: float) -> str:
         )
     # the histogram: one series per site and slot shape (`destination_id` is a tag there)
     statements.append(
-        f"SELECT {_select((*pu.HISTOGRAM_FIELDS, pu.DESTINATION_STATUS))} FROM \"{CLUSTER}\" "
+        f'SELECT {_select((*pu.HISTOGRAM_FIELDS, pu.DESTINATION_STATUS))} FROM "{CLUSTER}" '
         f"WHERE \"{pu.UNCLAIMED_TAG}\" != '' AND {since} "
         f'GROUP BY "{pu.DESTINATION_ID}", "{pu.UNCLAIMED_TAG}" ORDER BY time DESC LIMIT 1'
     )

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import metric_contract.measurements as mc
 from broker.metrics.pulsar_util import PulsarUtilReader, is_pulsar_util
@@ -63,7 +64,7 @@ class ClusterUsage:
     def from_point(cls, point: Point) -> ClusterUsage:
         # The attribute names are the contract's field names (a unit test holds them equal).
         f = point.fields
-        values = {key: _num(f, key) for key in mc.CLUSTER_TOTALS}
+        values: dict[str, Any] = {key: _num(f, key) for key in mc.CLUSTER_TOTALS}
         for key in mc.LARGEST_FREE_SLOT:
             # Older producers may lack the largest-slot fields: the totals are an upper bound.
             name = mc.largest_free_field(key)

@@ -213,8 +213,9 @@ def explained(
 _unknown_logged: set[str] = set()
 
 
-def log_decision(terms: CandidateTerms, order: list[int]) -> None:
-    """One line per decision; each unknown destination id once per process."""
+def log_decision(terms: CandidateTerms, order: list[int], caller: str | None = None) -> None:
+    """One line per decision (with the calling Galaxy server's token name when tokens are
+    set); each unknown destination id once per process."""
     candidates = terms.candidates.candidates
     new_unknown = (
         []
@@ -231,7 +232,8 @@ def log_decision(terms: CandidateTerms, order: list[int]) -> None:
     top = order[0]
     state = terms.waits[top].state
     log.info(
-        "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
+        "rank server=%s tool=%s order=%s top=%s expected=%s fresh=%d/%d",
+        caller or "-",
         terms.job.tool_id,
         ",".join(candidates[i].id for i in order),
         candidates[top].id,

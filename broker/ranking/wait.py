@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from broker.config import RankingSettings
 from broker.metrics.freshness import current_since
@@ -64,9 +64,8 @@ class Pool:
 
 
 # A pool without a cluster-usage point: empty, and stale at any time.
-_NEVER_REPORTED = ClusterUsage(
-    "", -math.inf, *[0.0] * sum(f.type == "float" for f in fields(ClusterUsage)[2:])
-)
+_FIGURES: dict[str, Any] = {f.name: 0.0 for f in fields(ClusterUsage) if f.type == "float"}
+_NEVER_REPORTED = ClusterUsage(**{**_FIGURES, "site": "", "time_s": -math.inf})
 
 
 def pool_of(usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount | None) -> Pool:

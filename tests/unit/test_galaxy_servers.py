@@ -3,10 +3,16 @@ by Telegraf's `host` tag) are combined per destination, never overwritten by the
 
 from __future__ import annotations
 
-import pytest
+import logging
 
+import pytest
+from fastapi.testclient import TestClient
+
+from broker.app import create_app
+from broker.config import ConfigError, Settings, load_settings
 from broker.ranking.derived import derive
 from metric_contract.lineprotocol import format_point
+from tests.support.broker_app import SMALL
 from tests.support.ranking import NOW, NS, TOOL, by_id, ranked, request, settings, usage, view_of
 
 
@@ -106,3 +112,47 @@ def test_rows_without_a_host_tag_read_as_before():
     )
     view = view_of(usage("a"), plain)
     assert view.queue_row("a").count == 4 and view.queue_row("a").parts == ()
+
+
+def _tokens_app(tmp_path, tokens):
+    base = load_settings(environ={"TPV_BROKER_STATE_DIR": str(tmp_path)})
+    data = base.model_dump(exclude={"source_file"})
+    data["auth"] = {"tokens": tokens}
+    return create_app(Settings.model_validate(data))
+
+
+def test_per_server_tokens_let_each_galaxy_in_and_the_log_names_it(tmp_path, caplog):
+    app = _tokens_app(tmp_path, {"galaxy-eu": "eu-s3cret", "galaxy-fr": "fr-s3cret"})
+    body = {**SMALL, "job_info": {"tool_id": TOOL, "cores": 1, "mem": 1}}
+    with TestClient(app) as client, caplog.at_level(logging.INFO, logger="broker.ranking"):
+        for token, name in (("eu-s3cret", "galaxy-eu"), ("fr-s3cret", "galaxy-fr")):
+            caplog.clear()
+            answer = client.post(
+                "/process_data", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert answer.status_code == 200
+            assert any(f"rank server={name} " in r.getMessage() for r in caplog.records)
+        wrong = client.post("/process_data", json=body, headers={"Authorization": "Bearer eu"})
+        assert wrong.status_code == 401
+        assert client.post("/process_data", json=body).status_code == 401
+
+
+def test_a_token_list_still_works_and_its_callers_are_numbered(tmp_path, caplog):
+    app = _tokens_app(tmp_path, ["one-token", "two-token"])
+    with TestClient(app) as client, caplog.at_level(logging.INFO, logger="broker.ranking"):
+        answer = client.post(
+            "/process_data", json=SMALL, headers={"Authorization": "Bearer two-token"}
+        )
+    assert answer.status_code == 200
+    assert any("rank server=token 2 " in r.getMessage() for r in caplog.records)
+
+
+def test_server_tokens_from_the_environment_and_their_mistakes(tmp_path):
+    env = {"TPV_BROKER_STATE_DIR": str(tmp_path), "TPV_BROKER_AUTH__TOKENS__GALAXY_EU": "abc"}
+    assert load_settings(environ=env).auth.named() == {"galaxy_eu": "abc"}
+    same = {**env, "TPV_BROKER_AUTH__TOKENS__GALAXY_FR": "abc"}
+    with pytest.raises(ConfigError, match="auth.tokens: .*two servers share a token"):
+        load_settings(environ=same)
+    empty = {**env, "TPV_BROKER_AUTH__TOKENS__GALAXY_FR": " "}
+    with pytest.raises(ConfigError, match="empty token"):
+        load_settings(environ=empty)

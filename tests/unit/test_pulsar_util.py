@@ -94,7 +94,8 @@ def _rank(tmp_path, capsys, snapshot_name, destinations, job):
     request.write_text(json.dumps({"destinations": [{"id": i} for i in ids], "job_info": job}))
     assert main(["rank", str(request), "--explain", "--config", str(config)]) == 0
     answer = json.loads(capsys.readouterr().out)
-    return answer["sorted_destinations"], {d["id"]: d for d in answer["explanation"]["destinations"]}
+    rows = answer["explanation"]["destinations"]
+    return answer["sorted_destinations"], {d["id"]: d for d in rows}
 
 
 @pytest.mark.parametrize(
