@@ -8,8 +8,11 @@ import json
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
+from broker.app import create_app
 from broker.cli import main
+from broker.config import Settings
 from broker.metrics.pulsar_util import HISTOGRAM_SHAPE, TOTALS_SHAPE, number
 from broker.metrics.snapshot import SnapshotSource
 from broker.metrics.view import OWN_SHAPE, MetricsView
@@ -131,3 +134,24 @@ def test_totals_snapshot_gives_a_fresh_ranked_answer(tmp_path, capsys):
     assert [exp[i]["state"] for i in order] == ["fresh", "fresh", "stale"]
     assert "no jobs_idle" in exp["tpv_cz01"]["terms"]["wait"]
     assert "jobs ahead from Galaxy's queue only" in exp["tpv_de02"]["terms"]["wait"]
+
+
+def test_destinations_route_names_the_shape_and_what_it_lacks():
+    settings = Settings.model_validate(
+        {
+            "metrics": {"source": "snapshot", "snapshot": str(FIXTURES / "mixed.lp")},
+            "destinations": {
+                "tpv_big": {"site": "pulsar_big"},
+                "tpv_de02": {"site": "pulsar_de02"},
+            },
+        }
+    )
+    with TestClient(create_app(settings)) as client:
+        answer = client.get("/destinations")
+    assert answer.status_code == 200
+    dests = answer.json()["destinations"]
+    big = dests["tpv_big"]["cluster_usage"]
+    assert big["shape"] == HISTOGRAM_SHAPE and "cpus" in big["missing"]
+    assert big["largest_free_cpus"] == 32 and dests["tpv_big"]["state"] == "fresh"
+    assert dests["tpv_de02"]["cluster_usage"]["shape"] == TOTALS_SHAPE
+    assert "pulsar_small" in answer.json()["sites_without_destination"]
