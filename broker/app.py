@@ -84,7 +84,7 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
     app.state.site_load = lambda site: site_free_fraction(settings, cache.current.view, site)
     install_error_handlers(app)
     if settings.auth.tokens:
-        app.add_middleware(TokenMiddleware, tokens=settings.auth.tokens)
+        app.add_middleware(TokenMiddleware, tokens=settings.auth.named())
     # outermost: a request is bounded before anything else reads it
     app.add_middleware(
         BodyLimitMiddleware,

@@ -1,5 +1,9 @@
 """Bearer tokens: when `auth.tokens` is set, every route but the open ones needs one of them.
 
+Each token has a name (a Galaxy server's, when `auth.tokens` is a mapping): the name of the one
+a request carried is put in the request's state (`CALLER`), so the decision log says which
+server asked.
+
 A plain ASGI middleware rather than a FastAPI dependency: TPV calls /process_data for every
 job, and a header comparison costs a fraction of resolving a dependency per request. New routes
 are guarded by default; only the paths in `OPEN_PATHS` are not (with trailing slashes too: the
@@ -17,6 +21,7 @@ from starlette.websockets import WebSocketClose
 
 # Liveness for load balancers and systemd checks; the API description, which holds no data.
 OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+CALLER = "galaxy_server"  # key in the ASGI scope's "state": the name of the caller's token
 
 
 def bearer_token(scope: Scope) -> bytes:
@@ -37,9 +42,9 @@ def route_path(scope: Scope) -> str:
 
 
 class TokenMiddleware:
-    def __init__(self, app: ASGIApp, tokens: list[str]):
+    def __init__(self, app: ASGIApp, tokens: dict[str, str]):
         self.app = app
-        self.tokens = [t.encode() for t in tokens]
+        self.tokens = [(name, t.encode()) for name, t in tokens.items()]
 
     def allowed(self, scope: Scope) -> bool:
         # `/health/` too: no route, so a 404 rather than a 401 that would suggest one.
@@ -48,7 +53,11 @@ class TokenMiddleware:
         given = bearer_token(scope)
         # compare with every token, always: the time taken does not tell which one was close
         # (none is empty: the config refuses one, so a request without a token matches none)
-        return sum(secrets.compare_digest(given, t) for t in self.tokens) > 0
+        matches = [name for name, t in self.tokens if secrets.compare_digest(given, t)]
+        if not matches:
+            return False
+        scope.setdefault("state", {})[CALLER] = matches[0]
+        return True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket") or self.allowed(scope):

@@ -111,7 +111,10 @@ class RankingSettings(_Section):
 
 
 class AuthSettings(_Section):
-    tokens: list[str] = Field(default_factory=list, repr=False)
+    """`tokens`: a list (anonymous callers), or a mapping of a Galaxy server's name to its
+    token, so that one broker serves several Galaxies and its log says which one called."""
+
+    tokens: list[str] | dict[str, str] = Field(default_factory=list, repr=False)
 
     @field_validator("tokens", mode="before")
     @classmethod
@@ -123,12 +126,23 @@ class AuthSettings(_Section):
 
     @field_validator("tokens")
     @classmethod
-    def _no_empty_token(cls, tokens: list[str]) -> list[str]:
-        tokens = [t.strip() for t in tokens]
-        if not all(tokens):
+    def _no_empty_token(cls, tokens: list[str] | dict[str, str]) -> list[str] | dict[str, str]:
+        values = list(tokens.values()) if isinstance(tokens, dict) else tokens
+        values = [t.strip() for t in values]
+        if not all(values):
             # a request without a token would match it: an unset variable must not open the API
             raise ValueError("an empty token would let requests without a token in")
-        return tokens
+        if isinstance(tokens, dict):
+            if len(set(values)) != len(values):
+                raise ValueError("two servers share a token: the log could not tell them apart")
+            return {name: t.strip() for name, t in tokens.items()}
+        return values
+
+    def named(self) -> dict[str, str]:
+        """Each token under the name the log gives its caller (`token 1`, ... for a list)."""
+        if isinstance(self.tokens, dict):
+            return dict(self.tokens)
+        return {f"token {i}": t for i, t in enumerate(self.tokens, start=1)}
 
 
 class ServerSettings(_Section):

@@ -22,17 +22,22 @@ SITE = "site"  # an HTCondor pool / Pulsar endpoint; its rule is in metric_contr
 DESTINATION_ID = "destination_id"  # a TPV destination id (= Galaxy's job.destination_id)
 TOOL_ID = "tool_id"  # a Galaxy tool id
 STATE = "state"  # of a QUEUE point: one of QUEUE_STATES
+# The Galaxy server a gxadmin or job-outcomes point comes from: the tag Telegraf adds to every
+# point (its hostname, or `agent.hostname`). Points of several servers are combined per
+# destination by the broker, not overwritten.
+HOST = "host"
 QUEUED = "queued"
 RUNNING = "running"
 QUEUE_STATES = (QUEUED, RUNNING)
 
 # The tags that identify one series of each measurement (the broker keeps the newest point of
-# each series; InfluxQL groups by these).
+# each series; InfluxQL groups by these). `host` may be absent (one Galaxy, or written without
+# Telegraf): the series is then the one without it.
 SERIES_TAGS: dict[str, tuple[str, ...]] = {
     CLUSTER: (SITE,),
-    QUEUE: (DESTINATION_ID, STATE),
-    RUNTIME: (DESTINATION_ID, TOOL_ID),
-    OUTCOMES: (DESTINATION_ID, TOOL_ID),
+    QUEUE: (DESTINATION_ID, STATE, HOST),
+    RUNTIME: (DESTINATION_ID, TOOL_ID, HOST),
+    OUTCOMES: (DESTINATION_ID, TOOL_ID, HOST),
 }
 
 # --- fields ---

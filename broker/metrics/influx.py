@@ -3,7 +3,8 @@
 The 2.x client cannot talk to 1.x servers, and the 1.x `/query` endpoint is plain HTTP + JSON,
 so httpx is all that is needed. One request carries one statement per measurement of the
 contract (`metric_contract.measurements.SERIES_TAGS`), each asking for the newest point of every
-series within the lookback window.
+series within the lookback window, plus two for the shapes ansible-pulsar-util writes into
+`htcondor_cluster_usage` (`broker.metrics.pulsar_util`).
 """
 
 from __future__ import annotations
@@ -17,21 +18,47 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import anyio
 import httpx
 
+import metric_contract.pulsar_util as pu
 from broker.config import InfluxSettings
 from broker.metrics.view import MetricsView, SourceError
 from metric_contract.lineprotocol import Point
-from metric_contract.measurements import SERIES_TAGS
+from metric_contract.measurements import CLUSTER, SERIES_TAGS, SITE
+
+# Rows of pulsar-util's totals lines read per refresh: all sites share one series (the site is a
+# field), so the newest per site is picked from the newest rows: at one line per site a minute,
+# 1000 rows reach back over 16 hours for 60 sites, far past any staleness window.
+PULSAR_UTIL_TOTALS_ROWS = 1000
+
+
+def _select(fields: tuple[str, ...]) -> str:
+    return ", ".join(f'"{f}"' for f in fields)
 
 
 def latest_points_query(lookback_s: float) -> str:
-    """InfluxQL for the newest point per series of every contract measurement."""
+    """InfluxQL for the newest point per series of every contract measurement, and for the
+    newest reports in ansible-pulsar-util's two shapes (which have no `site` tag)."""
+    since = f"time > now() - {int(lookback_s)}s"
     statements = []
     for measurement, tags in SERIES_TAGS.items():
         group = ", ".join(f'"{t}"' for t in tags)
+        only_own = f"\"{SITE}\" != '' AND " if measurement == CLUSTER else ""
         statements.append(
-            f'SELECT * FROM "{measurement}" WHERE time > now() - {int(lookback_s)}s '
+            f'SELECT * FROM "{measurement}" WHERE {only_own}{since} '
             f"GROUP BY {group} ORDER BY time DESC LIMIT 1"
         )
+    # the histogram: one series per site and slot shape (`destination_id` is a tag there)
+    statements.append(
+        f'SELECT {_select((*pu.HISTOGRAM_FIELDS, pu.DESTINATION_STATUS))} FROM "{CLUSTER}" '
+        f"WHERE \"{pu.UNCLAIMED_TAG}\" != '' AND {since} "
+        f'GROUP BY "{pu.DESTINATION_ID}", "{pu.UNCLAIMED_TAG}" ORDER BY time DESC LIMIT 1'
+    )
+    # the totals: neither tag, `destination_id` a string field
+    totals = (*pu.TOTALS_FIELDS, pu.DESTINATION_STATUS)
+    statements.append(
+        f'SELECT {_select(totals)}, "{pu.DESTINATION_ID}"::field FROM "{CLUSTER}" '
+        f"WHERE \"{SITE}\" = '' AND \"{pu.UNCLAIMED_TAG}\" = '' AND {since} "
+        f"ORDER BY time DESC LIMIT {PULSAR_UTIL_TOTALS_ROWS}"
+    )
     return "; ".join(statements)
 
 

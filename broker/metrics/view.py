@@ -13,14 +13,17 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import metric_contract.measurements as mc
+from broker.metrics.pulsar_util import PulsarUtilReader, is_pulsar_util
 from metric_contract.lineprotocol import Point
 
 log = logging.getLogger(__name__)
 
 # Lines of one gxadmin run share Telegraf's timestamp; allow for rounding to the second.
 QUEUE_RUN_SLACK_S = 1.0
+OWN_SHAPE = "tpv-broker"  # `ClusterUsage.shape` of this suite's own producer
 
 
 class SourceError(Exception):
@@ -54,12 +57,14 @@ class ClusterUsage:
     largest_free_cpus: float
     largest_free_memory_mb: float
     largest_free_gpus: float
+    shape: str = OWN_SHAPE  # which producer's shape the figures came from
+    missing: tuple[str, ...] = ()  # figures that shape does not carry (stand-ins above)
 
     @classmethod
     def from_point(cls, point: Point) -> ClusterUsage:
         # The attribute names are the contract's field names (a unit test holds them equal).
         f = point.fields
-        values = {key: _num(f, key) for key in mc.CLUSTER_TOTALS}
+        values: dict[str, Any] = {key: _num(f, key) for key in mc.CLUSTER_TOTALS}
         for key in mc.LARGEST_FREE_SLOT:
             # Older producers may lack the largest-slot fields: the totals are an upper bound.
             name = mc.largest_free_field(key)
@@ -67,14 +72,33 @@ class ClusterUsage:
         return cls(site=point.tags.get(mc.SITE, ""), time_s=point.time_s or 0.0, **values)
 
     @property
+    def totals_known(self) -> bool:
+        """Whether the pool's size is known (not for pulsar-util's histogram of free slots)."""
+        return "cpus" not in self.missing
+
+    @property
     def free_fraction(self) -> float | None:
-        return None if self.cpus <= 0 else max(0.0, min(1.0, self.cpus_free / self.cpus))
+        if self.cpus <= 0 or not self.totals_known:
+            return None
+        return max(0.0, min(1.0, self.cpus_free / self.cpus))
 
 
 @dataclass(frozen=True)
 class QueueCount:
+    """Galaxy's jobs in one state for a destination. With several Galaxy servers (Telegraf's
+    `host` tag) the count is the sum of each server's newest row and `parts` holds those rows."""
+
     count: float
     time_s: float
+    host: str = ""
+    parts: tuple[QueueCount, ...] = ()
+
+    @classmethod
+    def combined(cls, rows: list[QueueCount]) -> QueueCount:
+        if len(rows) == 1:
+            return rows[0]
+        parts = tuple(sorted(rows, key=lambda r: r.host))
+        return cls(sum(r.count for r in parts), max(r.time_s for r in parts), parts=parts)
 
 
 @dataclass(frozen=True)
@@ -87,6 +111,38 @@ class RunStats:
     perc_95_queue: float | None
     perc_95_run: float | None
     time_s: float
+    host: str = ""  # the Galaxy server (Telegraf's `host` tag); "" when pooled or untagged
+    parts: tuple[RunStats, ...] = ()  # each server's stats, when pooled from more than one
+
+    @classmethod
+    def pooled(cls, parts: list[RunStats]) -> RunStats:
+        """Several servers' stats as one: runs summed, each time a run-weighted mean of the
+        servers' (the pooled median itself cannot be had from the medians)."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def mean(key: str) -> float | None:
+            pairs = [(p.count, getattr(p, key)) for p in parts if p.count > 0]
+            pairs = [(n, v) for n, v in pairs if v is not None]
+            weight = sum(n for n, _ in pairs)
+            return sum(n * v for n, v in pairs) / weight if weight else None
+
+        return cls(
+            count=sum(p.count for p in parts),
+            median_queue=mean("median_queue"),
+            median_run=mean("median_run"),
+            perc_95_queue=mean("perc_95_queue"),
+            perc_95_run=mean("perc_95_run"),
+            time_s=max(p.time_s for p in parts),
+            parts=tuple(sorted(parts, key=lambda p: p.host)),
+        )
+
+    def since(self, cutoff: float) -> RunStats | None:
+        """Without the servers' stats older than `cutoff`; None when nothing is left."""
+        if not self.parts:
+            return self if self.time_s >= cutoff else None
+        kept = [p for p in self.parts if p.time_s >= cutoff]
+        return RunStats.pooled(kept) if kept else None
 
 
 @dataclass(frozen=True)
@@ -94,6 +150,24 @@ class Outcomes:
     ok: float
     error: float
     time_s: float
+    host: str = ""  # as RunStats
+    parts: tuple[Outcomes, ...] = ()
+
+    @classmethod
+    def pooled(cls, parts: list[Outcomes]) -> Outcomes:
+        """Several servers' counts as one: summed."""
+        if len(parts) == 1:
+            return parts[0]
+        parts = sorted(parts, key=lambda p: p.host)
+        ok, error = sum(p.ok for p in parts), sum(p.error for p in parts)
+        return cls(ok, error, max(p.time_s for p in parts), parts=tuple(parts))
+
+    def since(self, cutoff: float) -> Outcomes | None:
+        """Without the servers' counts older than `cutoff`; None when nothing is left."""
+        if not self.parts:
+            return self if self.time_s >= cutoff else None
+        kept = [p for p in self.parts if p.time_s >= cutoff]
+        return Outcomes.pooled(kept) if kept else None
 
 
 def _opt(fields: dict, key: str) -> float | None:
@@ -108,7 +182,11 @@ def _opt(fields: dict, key: str) -> float | None:
 @dataclass
 class MetricsView:
     """Latest point per series. `frozen_now_s` is set for a snapshot (ages are relative to its
-    newest point); for a live source it is None and ages are taken against the wall clock."""
+    newest point); for a live source it is None and ages are taken against the wall clock.
+
+    The gxadmin measurements and job outcomes of several Galaxy servers (Telegraf's `host` tag)
+    are combined per destination: queue counts summed over each server's newest run, run times
+    and outcomes pooled, with each server's part kept (`parts`) for the explanation."""
 
     cluster: dict[str, ClusterUsage] = field(default_factory=dict)
     queues: dict[str, dict[str, QueueCount]] = field(default_factory=dict)
@@ -118,18 +196,34 @@ class MetricsView:
     latest_queue_s: float = 0.0  # time of the last gxadmin queue run seen
     source: str = "empty"
     loaded_at_s: float = field(default_factory=time.time)
+    latest_queue_by_host: dict[str, float] = field(default_factory=dict)  # of each server
 
-    def queue_row(self, destination_id: str) -> QueueCount | None:
+    def queue_row(self, destination_id: str, since: float = -math.inf) -> QueueCount | None:
         """Jobs Galaxy has queued for a destination, as of the last gxadmin run, or None (the
-        ranking also ignores a row older than `metrics.staleness_s`).
+        ranking also ignores a row older than `metrics.staleness_s`; with `since`, rows older
+        than it are left out here already).
 
         gxadmin writes no row for a drained queue, and Telegraf stamps every line of one run
-        with the same time, so a row older than the newest queue row of any destination is a
-        queue that has drained since: None."""
+        with the same time, so a row older than its server's newest queue row of any
+        destination is a queue that has drained since. With several servers, the rows that
+        still count are summed."""
         row = self.queues.get(destination_id, {}).get(mc.QUEUED)
-        if row is None or row.time_s < self.latest_queue_s - QUEUE_RUN_SLACK_S:
+        if row is None:
             return None
-        return row
+        rows = [
+            r
+            for r in (row.parts or (row,))
+            if r.time_s >= since
+            and r.time_s
+            >= self.latest_queue_by_host.get(r.host, self.latest_queue_s) - QUEUE_RUN_SLACK_S
+        ]
+        if not rows:
+            return None
+        if len(rows) == 1:
+            return rows[0]
+        return QueueCount(
+            sum(r.count for r in rows), min(r.time_s for r in rows), parts=tuple(rows)
+        )
 
     def now(self) -> float:
         return self.frozen_now_s if self.frozen_now_s is not None else time.time()
@@ -152,51 +246,87 @@ class MetricsView:
     ) -> MetricsView:
         """Keep the newest point of each series; ignore measurements outside the contract."""
         view = cls(source=source)
+        legacy = PulsarUtilReader()
+        queues: dict[tuple[str, str, str], QueueCount] = {}
+        runtimes: dict[tuple[str, str, str], RunStats] = {}
+        outcomes: dict[tuple[str, str, str], Outcomes] = {}
         skipped = 0
         for p in points:
             t = p.time_s or 0.0
             tags = p.tags
+            host = tags.get(mc.HOST, "")
             if p.measurement == mc.CLUSTER and tags.get(mc.SITE):
                 usage = ClusterUsage.from_point(p)
                 old = view.cluster.get(usage.site)
                 if old is None or old.time_s <= t:
                     view.cluster[usage.site] = usage
+            elif p.measurement == mc.CLUSTER and is_pulsar_util(p):
+                legacy.add(p)
             elif p.measurement == mc.QUEUE and tags.get(mc.DESTINATION_ID):
-                states = view.queues.setdefault(tags[mc.DESTINATION_ID], {})
-                state = tags.get(mc.STATE, mc.QUEUED)
-                old_q = states.get(state)
+                qkey = (tags[mc.DESTINATION_ID], tags.get(mc.STATE, mc.QUEUED), host)
+                old_q = queues.get(qkey)
                 if old_q is None or old_q.time_s <= t:
-                    states[state] = QueueCount(_num(p.fields, mc.COUNT), t)
+                    queues[qkey] = QueueCount(_num(p.fields, mc.COUNT), t, host)
             elif (
                 p.measurement == mc.RUNTIME and tags.get(mc.DESTINATION_ID) and tags.get(mc.TOOL_ID)
             ):
-                key = (tags[mc.DESTINATION_ID], tags[mc.TOOL_ID])
-                if key not in view.runtimes or view.runtimes[key].time_s <= t:
+                key = (tags[mc.DESTINATION_ID], tags[mc.TOOL_ID], host)
+                if key not in runtimes or runtimes[key].time_s <= t:
                     f = p.fields
-                    view.runtimes[key] = RunStats(
+                    runtimes[key] = RunStats(
                         count=_num(f, mc.COUNT),
                         median_queue=_opt(f, mc.MEDIAN_QUEUE),
                         median_run=_opt(f, mc.MEDIAN_RUN),
                         perc_95_queue=_opt(f, mc.PERC_95_QUEUE),
                         perc_95_run=_opt(f, mc.PERC_95_RUN),
                         time_s=t,
+                        host=host,
                     )
             elif (
                 p.measurement == mc.OUTCOMES
                 and tags.get(mc.DESTINATION_ID)
                 and tags.get(mc.TOOL_ID)
             ):
-                key = (tags[mc.DESTINATION_ID], tags[mc.TOOL_ID])
-                if key not in view.outcomes or view.outcomes[key].time_s <= t:
+                key = (tags[mc.DESTINATION_ID], tags[mc.TOOL_ID], host)
+                if key not in outcomes or outcomes[key].time_s <= t:
                     ok, err = _num(p.fields, mc.OK), _num(p.fields, mc.ERROR)
-                    view.outcomes[key] = Outcomes(max(ok, 0.0), max(err, 0.0), t)
+                    outcomes[key] = Outcomes(max(ok, 0.0), max(err, 0.0), t, host)
             else:
                 skipped += 1
         if skipped:
             log.debug("ignored %d points outside the metric contract", skipped)
-        view.latest_queue_s = max(
-            (q.time_s for states in view.queues.values() for q in states.values()), default=0.0
-        )
+        for site, values in legacy.usages().items():
+            if site not in view.cluster:  # this suite's own shape wins
+                view.cluster[site] = ClusterUsage(**values)
+        view._combine(queues, runtimes, outcomes)
         if frozen:
             view.frozen_now_s = view.newest_s
         return view
+
+    def _combine(
+        self,
+        queues: dict[tuple[str, str, str], QueueCount],
+        runtimes: dict[tuple[str, str, str], RunStats],
+        outcomes: dict[tuple[str, str, str], Outcomes],
+    ) -> None:
+        """One entry per destination (and state or tool) from each server's newest one."""
+        latest = self.latest_queue_by_host
+        for (_, _, host), q in queues.items():
+            latest[host] = max(latest.get(host, 0.0), q.time_s)
+        self.latest_queue_s = max(latest.values(), default=0.0)
+        grouped: dict[tuple[str, str], list[QueueCount]] = {}
+        for (dest, state, _), q in queues.items():
+            grouped.setdefault((dest, state), []).append(q)
+        for (dest, state), rows in grouped.items():
+            # a server's row older than its newest run is a queue drained there since
+            current = [r for r in rows if r.time_s >= latest[r.host] - QUEUE_RUN_SLACK_S]
+            row = QueueCount.combined(current) if current else max(rows, key=lambda r: r.time_s)
+            self.queues.setdefault(dest, {})[state] = row
+        runs: dict[tuple[str, str], list[RunStats]] = {}
+        for (dest, tool, _), r in runtimes.items():
+            runs.setdefault((dest, tool), []).append(r)
+        self.runtimes = {key: RunStats.pooled(parts) for key, parts in runs.items()}
+        results: dict[tuple[str, str], list[Outcomes]] = {}
+        for (dest, tool, _), o in outcomes.items():
+            results.setdefault((dest, tool), []).append(o)
+        self.outcomes = {key: Outcomes.pooled(parts) for key, parts in results.items()}

@@ -13,8 +13,9 @@ from broker.ranking.routed import RoutedLedger
 @dataclass(slots=True)
 class RankContext:
     """The settings, the current derived view, the source's refresh status (for the
-    explanation), the in-flight ledger (None: nothing is recorded, as for a snapshot) and the
-    clock (None: the view's own, i.e. the wall clock for a live source). Built per request and
+    explanation), the in-flight ledger (None: nothing is recorded, as for a snapshot), the
+    clock (None: the view's own, i.e. the wall clock for a live source) and which Galaxy
+    server asked (for the log). Built per request and
     not changed afterwards."""
 
     settings: Settings
@@ -22,6 +23,7 @@ class RankContext:
     status: RefreshStatus | None = None
     ledger: RoutedLedger | None = None
     now_s: float | None = None
+    caller: str | None = None  # the name of the token the request carried (`broker.auth`)
 
     def now(self) -> float:
         return self.derived.view.now() if self.now_s is None else self.now_s

@@ -11,6 +11,7 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
 from broker.config import Settings
+from broker.metrics.freshness import current_since
 from broker.metrics.view import MetricsView
 from broker.ranking.history import History
 from broker.ranking.transfer import Bandwidth, Coordinates, Rows
@@ -98,10 +99,12 @@ class DerivedView:
 
 
 def _pool(view: MetricsView, history: History, dest_id: str, site: str, settings: Settings) -> Pool:
+    # the queue rows of servers that stopped reporting are left out of the sum here, once
+    since = current_since(view.now(), settings.metrics.staleness_s)
     return pool_of(
         view.cluster.get(site),
         history.typical_run.get(dest_id, settings.ranking.default_run_s),
-        view.queue_row(dest_id),
+        view.queue_row(dest_id, since),
     )
 
 

@@ -111,6 +111,33 @@ def _metric_ages(
     )
 
 
+def server_shares(ctx: RankContext, dest_id: str, tool: str | None) -> str:
+    """Each Galaxy server's part of the queue, run times and outcomes pooled for a candidate,
+    when more than one server reports them; "" otherwise."""
+    view, history = ctx.derived.view, ctx.derived.history
+    parts = []
+    queued = view.queues.get(dest_id, {}).get("queued")
+    if queued is not None and queued.parts:
+        each = ", ".join(f"{q.host or '(no host)'} {q.count:.0f}" for q in queued.parts)
+        parts.append(f"queue {queued.count:.0f} = {each}")
+    runtime = history.runtimes.get((dest_id, tool)) if tool else None
+    if runtime is not None and runtime.parts and runtime.count > 0:
+        each = ", ".join(
+            f"{r.host or '(no host)'} {r.count:.0f} ({r.count / runtime.count:.0%})"
+            for r in runtime.parts
+        )
+        parts.append(f"run times from {runtime.count:.0f} runs: {each}")
+    outcome = history.outcomes.get((dest_id, tool)) if tool else None
+    total = outcome.ok + outcome.error if outcome is not None else 0.0
+    if outcome is not None and outcome.parts and total > 0:
+        each = ", ".join(
+            f"{o.host or '(no host)'} {o.ok + o.error:.0f} ({(o.ok + o.error) / total:.0%})"
+            for o in outcome.parts
+        )
+        parts.append(f"outcomes of {total:.0f} jobs: {each}")
+    return "; ".join(parts)
+
+
 def _row(
     row: ExplainedCandidate, rank: int, reason: str, ages: MetricAges
 ) -> DestinationExplanation:
@@ -147,7 +174,11 @@ def explain(
     for rank, index in enumerate(order, start=1):
         row = _candidate(ctx, terms, index, now)
         reason = _reason(row, previous, any_fresh, staleness)
-        details.append(_row(row, rank, reason, _metric_ages(ctx, row, terms.job.tool_id, now)))
+        detail = _row(row, rank, reason, _metric_ages(ctx, row, terms.job.tool_id, now))
+        shares = server_shares(ctx, row.id, terms.job.tool_id)
+        if shares:
+            detail.terms["servers"] = shares
+        details.append(detail)
         if row.state == "fresh":
             previous = row
     if any_fresh:
@@ -182,8 +213,9 @@ def explained(
 _unknown_logged: set[str] = set()
 
 
-def log_decision(terms: CandidateTerms, order: list[int]) -> None:
-    """One line per decision; each unknown destination id once per process."""
+def log_decision(terms: CandidateTerms, order: list[int], caller: str | None = None) -> None:
+    """One line per decision (with the calling Galaxy server's token name when tokens are
+    set); each unknown destination id once per process."""
     candidates = terms.candidates.candidates
     new_unknown = (
         []
@@ -200,7 +232,8 @@ def log_decision(terms: CandidateTerms, order: list[int]) -> None:
     top = order[0]
     state = terms.waits[top].state
     log.info(
-        "rank tool=%s order=%s top=%s expected=%s fresh=%d/%d",
+        "rank server=%s tool=%s order=%s top=%s expected=%s fresh=%d/%d",
+        caller or "-",
         terms.job.tool_id,
         ",".join(candidates[i].id for i in order),
         candidates[top].id,

@@ -57,12 +57,18 @@ class History:
         """`features`: destination id -> its configured features (`destinations.<id>.features`);
         `now`: the clock `max_age_s` is taken at (default: the view's)."""
         now = view.now() if now is None else now
-        runtimes = {
-            k: r
-            for k, r in view.runtimes.items()
-            if now - r.time_s <= max_age_s and r.count > 0 and r.median_run is not None
-        }
-        outcomes = {k: o for k, o in view.outcomes.items() if now - o.time_s <= max_age_s}
+        # pooled over Galaxy servers from each server's aggregates that are recent enough
+        cutoff = now - max_age_s
+        runtimes = {}
+        for k, r in view.runtimes.items():
+            kept = r.since(cutoff)
+            if kept is not None and kept.count > 0 and kept.median_run is not None:
+                runtimes[k] = kept
+        outcomes = {}
+        for k, o in view.outcomes.items():
+            kept_o = o.since(cutoff)
+            if kept_o is not None:
+                outcomes[k] = kept_o
         feats = {d: {k: str(v) for k, v in f.items()} for d, f in (features or {}).items()}
         return cls(RunTimes(settings, runtimes), SuccessRates(settings, outcomes, feats))
 

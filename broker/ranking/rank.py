@@ -28,7 +28,7 @@ def rank(ctx: RankContext, query: RankQuery, explain: bool = False) -> RankRespo
     now = ctx.now()
     terms = score(ctx, query, now)
     order = terms.order()
-    log_decision(terms, order)
+    log_decision(terms, order, ctx.caller)
     top = order[0]
     candidates = terms.candidates.candidates
     if ctx.ledger is not None and terms.waits[top].state == FRESH:

@@ -17,6 +17,7 @@ from starlette.datastructures import QueryParams
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from broker.auth import CALLER
 from broker.config import LimitsSettings
 from broker.limits import BodyTooLarge, too_many
 from broker.metrics.cache import MetricsCache
@@ -35,6 +36,7 @@ class ProcessData:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         explain = _query_flag(scope, "explain")
+        caller = scope.get("state", {}).get(CALLER)
         state = scope["app"].state
         limits = state.settings.limits
         raw = await _body(receive, limits.max_body_bytes)
@@ -45,13 +47,15 @@ class ProcessData:
         # A large request is parsed and ranked in a worker thread, so the loop keeps serving
         # /health and TPV's small requests meanwhile; a small one costs less than the hand-off.
         if len(raw) > limits.inline_body_bytes:
-            answer = await anyio.to_thread.run_sync(_parse_and_rank, state, raw, explain, ledger)
+            answer = await anyio.to_thread.run_sync(
+                _parse_and_rank, state, raw, explain, ledger, caller
+            )
         else:
             body = _parse(raw, limits)
             if len(body.destinations) > limits.inline_destinations:
-                answer = await anyio.to_thread.run_sync(_rank, state, body, explain, ledger)
+                answer = await anyio.to_thread.run_sync(_rank, state, body, explain, ledger, caller)
             else:
-                answer = _rank(state, body, explain, ledger)
+                answer = _rank(state, body, explain, ledger, caller)
         await Response(answer, media_type="application/json")(scope, receive, send)
 
 
@@ -66,15 +70,15 @@ def _parse(raw: bytes, limits: LimitsSettings) -> RankRequest:
     return body
 
 
-def _rank(state, body: RankRequest, explain: bool, ledger) -> str:
-    """The JSON answer to a valid request."""
+def _rank(state, body: RankRequest, explain: bool, ledger, caller: str | None = None) -> str:
+    """The JSON answer to a valid request; `caller`: the Galaxy server's token name, or None."""
     cache: MetricsCache[DerivedView] = state.cache
-    ctx = RankContext(state.settings, cache.current, cache.status, ledger)
+    ctx = RankContext(state.settings, cache.current, cache.status, ledger, caller=caller)
     return rank_or_fallback(ctx, body.to_query(), explain).to_json()
 
 
-def _parse_and_rank(state, raw: bytes, explain: bool, ledger) -> str:
-    return _rank(state, _parse(raw, state.settings.limits), explain, ledger)
+def _parse_and_rank(state, raw: bytes, explain: bool, ledger, caller: str | None = None) -> str:
+    return _rank(state, _parse(raw, state.settings.limits), explain, ledger, caller)
 
 
 def _check_limits(body: RankRequest, limits: LimitsSettings) -> None:

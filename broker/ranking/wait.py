@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from broker.config import RankingSettings
 from broker.metrics.freshness import current_since
-from broker.metrics.view import ClusterUsage, QueueCount
+from broker.metrics.view import OWN_SHAPE, ClusterUsage, QueueCount
 from broker.ranking.query import Job
 from broker.ranking.routed import NOTHING, InFlight
 
@@ -59,10 +59,13 @@ class Pool:
     s_per_cpu: float  # typical_run / used: seconds until one more core is free
     s_per_memory_mb: float
     s_per_gpu: float
+    shape: str = OWN_SHAPE  # the producer's shape the pool state came in
+    missing: tuple[str, ...] = ()  # figures that shape lacks (`ClusterUsage.missing`)
 
 
 # A pool without a cluster-usage point: empty, and stale at any time.
-_NEVER_REPORTED = ClusterUsage("", -math.inf, *[0.0] * (len(fields(ClusterUsage)) - 2))
+_FIGURES: dict[str, Any] = {f.name: 0.0 for f in fields(ClusterUsage) if f.type == "float"}
+_NEVER_REPORTED = ClusterUsage(**{**_FIGURES, "site": "", "time_s": -math.inf})
 
 
 def pool_of(usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount | None) -> Pool:
@@ -70,15 +73,18 @@ def pool_of(usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount
     older than the newest gxadmin run: a drained queue writes no row)."""
     queue = (queued.count, queued.time_s) if queued else (0.0, -math.inf)
     u = _NEVER_REPORTED if usage is None else usage
+    if not u.totals_known:
+        return _free_slots_only(u, typical_run_s, queue)
     running = max(u.jobs_running, 1.0)
     used_cpus = u.cpus - u.cpus_free
     used_mem = u.memory_mb - u.memory_mb_free
     used_gpus = u.gpus - u.gpus_free
+    gpus = math.inf if "gpus" in u.missing else u.gpus
     return Pool(
         time_s=u.time_s,
         cpus=u.cpus,
         memory_mb=u.memory_mb,
-        gpus=u.gpus,
+        gpus=gpus,
         cpus_free=u.cpus_free,
         memory_mb_free=u.memory_mb_free,
         gpus_free=u.gpus_free,
@@ -98,7 +104,60 @@ def pool_of(usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount
         s_per_cpu=typical_run_s / max(used_cpus, 1.0),
         s_per_memory_mb=typical_run_s / max(used_mem, 1.0),
         s_per_gpu=typical_run_s / max(used_gpus, 1.0),
+        shape=u.shape,
+        missing=u.missing,
     )
+
+
+def _free_slots_only(u: ClusterUsage, typical_run_s: float, queue: tuple[float, float]) -> Pool:
+    """A pool known only by its free slots (ansible-pulsar-util's histogram): its size is
+    unknown, so no job is too big for it, and the work ahead cannot be sized in resources: a
+    job that fits a free slot starts, one that fits none waits a typical run per job ahead and
+    for itself (`waits`, the branch without a hole). GPUs unknown: no free GPU slot is known."""
+    return Pool(
+        time_s=u.time_s,
+        cpus=math.inf,
+        memory_mb=math.inf,
+        gpus=math.inf,
+        cpus_free=u.cpus_free,
+        memory_mb_free=u.memory_mb_free,
+        gpus_free=0.0,
+        largest_free_cpus=u.largest_free_cpus,
+        largest_free_memory_mb=u.largest_free_memory_mb,
+        largest_free_gpus=0.0,
+        jobs_idle=u.jobs_idle,
+        queued=queue[0],
+        queued_time_s=queue[1],
+        typical_run_s=typical_run_s,
+        hole_cpus=min(u.largest_free_cpus, u.cpus_free),
+        hole_memory_mb=min(u.largest_free_memory_mb, u.memory_mb_free),
+        hole_gpus=0.0,
+        cpus_per_job=0.0,
+        memory_mb_per_job=0.0,
+        gpus_per_job=0.0,
+        s_per_cpu=0.0,
+        s_per_memory_mb=0.0,
+        s_per_gpu=0.0,
+        shape=u.shape,
+        missing=u.missing,
+    )
+
+
+# What a missing figure means for the wait, for the explanation.
+_MISSING_MEANS = {
+    "cpus": "pool size unknown, free slots only",
+    "gpus": "GPUs unknown",
+    "jobs_idle": "jobs ahead from Galaxy's queue only",
+    "largest_free_cpus": "largest free slot taken as the free totals",
+}
+
+
+def missing_note(pool: Pool) -> str:
+    """What the pool's metric shape lacks and what the wait uses instead, or ""."""
+    if not pool.missing:
+        return ""
+    means = [text for key, text in _MISSING_MEANS.items() if key in pool.missing]
+    return f" [{pool.shape}: no {', '.join(pool.missing)}; {'; '.join(means)}]"
 
 
 def never_fits(cpus: float, memory_mb: float, gpus: float, job: Job) -> str | None:
@@ -200,21 +259,27 @@ def wait_note(wait: Wait, pool: Pool, job: Job, sent: InFlight, settings: Rankin
         if math.isnan(hist):
             return f"no data: default {settings.default_wait_s:.0f} s"
         return f"historical median {hist:.0f} s"
+    lacks = missing_note(pool)
     if wait.state == CANNOT_FIT:
-        return f"cannot fit: {never_fits(pool.cpus, pool.memory_mb, pool.gpus, job)}"
+        return f"cannot fit: {never_fits(pool.cpus, pool.memory_mb, pool.gpus, job)}{lacks}"
     just_sent = f", {sent.jobs} just routed here" if sent.jobs else ""
     if wait.fits_now:
         return (
             f"fits now (largest free slot {wait.hole_cpus:.0f} cores, "
-            f"{wait.hole_memory_mb:.0f} MB{just_sent})"
+            f"{wait.hole_memory_mb:.0f} MB{just_sent}){lacks}"
         )
     hole = "" if wait.has_hole else f" but no hole of {job.cores} cores / {job.mem_mb:.0f} MB"
-    rate = (pool.cpus - pool.cpus_free) / pool.typical_run_s * 60
+    if math.isinf(pool.cpus):
+        drain = f"a typical run ({pool.typical_run_s:.0f} s) per job ahead"
+        of = ""
+    else:
+        rate = (pool.cpus - pool.cpus_free) / pool.typical_run_s * 60
+        drain = f"draining ~{rate:.1f} cores/min"
+        of = f" of {pool.cpus:.0f}"
     text = (
         f"no free slot now: {wait.ahead:.0f} jobs queued ahead{just_sent}; "
-        f"{pool.cpus_free:.0f} cores free of {pool.cpus:.0f}{hole}, "
-        f"draining ~{rate:.1f} cores/min -> {wait.live_s:.0f} s"
+        f"{pool.cpus_free:.0f} cores free{of}{hole}, {drain} -> {wait.live_s:.0f} s"
     )
     if hist > wait.live_s:
         text += f"; historical median {hist:.0f} s"
-    return text
+    return text + lacks

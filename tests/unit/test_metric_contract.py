@@ -33,9 +33,11 @@ def test_the_four_measurements_and_their_series_tags():
     )
     assert set(mc.SERIES_TAGS) == set(mc.FIELDS) == set(mc.MEASUREMENTS)
     assert mc.SERIES_TAGS[mc.CLUSTER] == ("site",)
-    assert mc.SERIES_TAGS[mc.QUEUE] == ("destination_id", "state")
+    assert mc.SERIES_TAGS[mc.QUEUE] == ("destination_id", "state", "host")
     assert (
-        mc.SERIES_TAGS[mc.OUTCOMES] == mc.SERIES_TAGS[mc.RUNTIME] == ("destination_id", "tool_id")
+        mc.SERIES_TAGS[mc.OUTCOMES]
+        == mc.SERIES_TAGS[mc.RUNTIME]
+        == ("destination_id", "tool_id", "host")
     )
     assert mc.OUTCOME_FIELDS == ("ok", "error", "window_days")
 
@@ -44,11 +46,13 @@ def test_influxql_groups_every_measurement_by_its_series_tags():
     query = latest_points_query(600)
     for name, tags in mc.SERIES_TAGS.items():
         group = ", ".join(f'"{t}"' for t in tags)
-        assert f'FROM "{name}" WHERE time > now() - 600s GROUP BY {group} ' in query
+        only_own = "\"site\" != '' AND " if name == mc.CLUSTER else ""
+        assert f'FROM "{name}" WHERE {only_own}time > now() - 600s GROUP BY {group} ' in query
 
 
 def test_the_view_reads_exactly_the_contracts_cluster_fields():
-    attributes = {f.name for f in dataclasses.fields(ClusterUsage)} - {"site", "time_s"}
+    attributes = {f.name for f in dataclasses.fields(ClusterUsage)}
+    attributes -= {"site", "time_s", "shape", "missing"}
     assert attributes == set(mc.CLUSTER_FIELDS)
     assert mc.largest_free_field("memory_mb") == "largest_free_memory_mb"
     with pytest.raises(KeyError, match="not a largest_free_slot key"):
