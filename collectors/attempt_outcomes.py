@@ -135,13 +135,14 @@ def attempts_of(
 ) -> list[Attempt]:
     """Split a job's state history (in time order) into attempts at its `resubmitted` rows."""
     segments: list[tuple[datetime, list[tuple[str, datetime]], datetime | None]] = []
-    start, rows = job.create_time, []
-    for state, at in history:
-        if state == RESUBMITTED:
+    start: datetime = job.create_time
+    rows: list[tuple[str, datetime]] = []
+    for row_state, at in history:
+        if row_state == RESUBMITTED:
             segments.append((start, rows, at))
             start, rows = at, []
         else:
-            rows.append((state, at))
+            rows.append((row_state, at))
     segments.append((start, rows, None))
     out = []
     for number, (begin, seg, resubmitted_at) in enumerate(segments, start=1):
