@@ -133,3 +133,18 @@ def test_view_counts_attempts_in_place_of_job_outcomes_where_they_count():
     view = MetricsView.from_points(points, source="test")
     counts = {k: (o.ok, o.error, o.time_s) for k, o in view.outcomes.items()}
     assert counts == {("eu", "bwa"): (1, 5, 9.0), ("uk", "bwa"): (1, 0, 8.0)}
+
+
+def test_an_empty_window_gives_zeros_and_nulls_that_render():
+    from broker.report.text import render
+
+    report = build_report(Log([], [], 0), 3600)
+    assert report["decisions"] == report["attempts_joined"] == 0
+    assert report["all"]["errors"]["total"] == {
+        "n": 0,
+        "median_abs_error_s": None,
+        "bias_s": None,
+        "within_2x": None,
+    }
+    assert report["all"]["first_choice_differed"]["share"] is None
+    assert "Decisions in the window: 0" in render(report)
