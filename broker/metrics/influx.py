@@ -91,6 +91,10 @@ def points_from_response(payload: Any) -> list[Point]:
     return points
 
 
+class _TooLarge(Exception):
+    """An answer past the caller's `max_bytes`."""
+
+
 def redact_url(url: str) -> str:
     """`url` with any user name and password replaced by `***`: safe to show and to log."""
     try:
@@ -136,22 +140,37 @@ class InfluxSource:
             text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
         return text
 
-    async def _exchange(self, query: str, timeout_s: float) -> tuple[int, bytes]:
+    async def _exchange(
+        self, query: str, timeout_s: float, max_bytes: int | None
+    ) -> tuple[int, bytes]:
         s = self.settings
         params = {"db": s.database, "q": query, "epoch": "ns"}
         with anyio.fail_after(timeout_s):
             async with httpx.AsyncClient(timeout=timeout_s, auth=self._auth) as client:
-                response = await client.get(f"{self._base}/query", params=params)
-                return response.status_code, response.content
+                if max_bytes is None:
+                    response = await client.get(f"{self._base}/query", params=params)
+                    return response.status_code, response.content
+                async with client.stream("GET", f"{self._base}/query", params=params) as r:
+                    body = bytearray()
+                    async for chunk in r.aiter_bytes():
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise _TooLarge
+                    return r.status_code, bytes(body)
 
-    def _run_exchange(self, query: str, timeout_s: float) -> tuple[int, bytes]:
+    def _run_exchange(
+        self, query: str, timeout_s: float, max_bytes: int | None = None
+    ) -> tuple[int, bytes]:
+        def exchange() -> tuple[int, bytes]:
+            return anyio.run(self._exchange, query, timeout_s, max_bytes)
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # the refresh thread: no loop here
-            return anyio.run(self._exchange, query, timeout_s)
+            return exchange()
         # called from a running loop (the app's start-up refresh): a thread of its own
         with ThreadPoolExecutor(1, thread_name_prefix="influx-fetch") as pool:
-            return pool.submit(anyio.run, self._exchange, query, timeout_s).result()
+            return pool.submit(exchange).result()
 
     def fetch(self) -> MetricsView:
         s = self.settings
@@ -163,14 +182,21 @@ class InfluxSource:
         points = attempt_counts(self.query(query))
         return MetricsView.from_points(points, source=f"influxdb:{s.database}")
 
-    def query(self, statements: str, timeout_s: float | None = None) -> list[Point]:
+    def query(
+        self, statements: str, timeout_s: float | None = None, max_bytes: int | None = None
+    ) -> list[Point]:
         """Run InfluxQL `statements` (one GET of /query under one deadline, the settings'
-        `timeout_s` unless given) and return every row as a point; SourceError says why not."""
+        `timeout_s` unless given; an answer longer than `max_bytes` is cut off) and return
+        every row as a point; SourceError says why not."""
         s = self.settings
         shown = self.shown_url
         deadline = s.timeout_s if timeout_s is None else timeout_s
         try:
-            status, content = self._run_exchange(statements, deadline)
+            status, content = self._run_exchange(statements, deadline, max_bytes)
+        except _TooLarge:
+            raise SourceError(
+                f"InfluxDB at {shown} answered more than {max_bytes} bytes: ask for less"
+            ) from None
         except (TimeoutError, httpx.TimeoutException):
             raise SourceError(f"InfluxDB at {shown} did not answer within {deadline} s") from None
         except httpx.HTTPError as exc:

@@ -33,7 +33,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     settings = _settings(args)
     source = InfluxSource(settings.metrics.influxdb)
     try:
-        log = read_log(source, args.since, args.margin, args.timeout)
+        log = read_log(source, args.since, args.margin, args.timeout, args.max_mb * 1024 * 1024)
     except SourceError as exc:
         print(f"tpv-broker: report: {exc}", file=sys.stderr)
         return EXIT_UNAVAILABLE
@@ -89,6 +89,12 @@ def add_parser(sub) -> None:
         type=duration_s,
         default=30.0,
         help="deadline of the InfluxDB query (default 30s)",
+    )
+    rep.add_argument(
+        "--max-mb",
+        type=int,
+        default=512,
+        help="largest InfluxDB answer read, in MiB (default 512; a shorter --since needs less)",
     )
     rep.add_argument("--plot", metavar="DIR", help="also write PNG figures into DIR")
     rep.set_defaults(func=cmd_report)

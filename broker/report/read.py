@@ -184,14 +184,17 @@ class Log:
     window_start_ns: int
 
 
-def read_log(source: InfluxSource, since_s: float, margin_s: float, timeout_s: float) -> Log:
-    """Both measurements in one /query exchange; SourceError when InfluxDB cannot answer."""
+def read_log(
+    source: InfluxSource, since_s: float, margin_s: float, timeout_s: float, max_bytes: int
+) -> Log:
+    """Both measurements in one /query exchange, bounded in time and size; SourceError when
+    InfluxDB cannot answer."""
     query = (
         f'SELECT * FROM "{mc.DECISIONS}" WHERE time > now() - {int(since_s + margin_s)}s '
         f"GROUP BY *; "
         f'SELECT * FROM "{mc.ATTEMPT_OUTCOMES}" WHERE time > now() - {int(since_s)}s GROUP BY *'
     )
-    points = source.query(query, timeout_s=timeout_s)
+    points = source.query(query, timeout_s=timeout_s, max_bytes=max_bytes)
     decisions = decisions_from(p for p in points if p.measurement == mc.DECISIONS)
     outcomes = outcomes_from(p for p in points if p.measurement == mc.ATTEMPT_OUTCOMES)
     return Log(decisions, outcomes, time.time_ns() - int(since_s * 1e9))

@@ -337,3 +337,22 @@ def test_unreachable_influxdb_is_one_line_and_a_nonzero_exit(tmp_path, galaxy_sc
     assert report.returncode == 3 and report.stdout == ""
     assert "Traceback" not in report.stderr and report.stderr.count("\n") == 1
     assert f"InfluxDB at {url} is unreachable" in report.stderr
+
+
+def test_an_answer_past_the_size_bound_is_refused_by_name(traffic, influxdb):
+    from broker.metrics.view import SourceError
+
+    source = InfluxSource(InfluxSettings(url=influxdb.url, database=influxdb.database))
+    assert len(source.query(f'SELECT * FROM "{mc.DECISIONS}"', max_bytes=1 << 20)) == 14
+    with pytest.raises(SourceError, match="answered more than 500 bytes"):
+        source.query(f'SELECT * FROM "{mc.DECISIONS}"', max_bytes=500)
+
+
+def test_unreachable_galaxy_database_is_one_line_and_exit_3(traffic, influxdb):
+    from broker.demo import free_port
+
+    dsn = f"host=127.0.0.1 port={free_port()} dbname=galaxy connect_timeout=2"
+    proc = run_module("collectors.attempt_outcomes", "--dsn", dsn, "--influx-url", influxdb.url)
+    assert proc.returncode == 3 and proc.stdout == ""
+    assert proc.stderr.startswith("attempt_outcomes: error: Galaxy database is unreachable")
+    assert proc.stderr.count("\n") == 1
