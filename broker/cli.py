@@ -1,4 +1,5 @@
-"""The `tpv-broker` command: serve the API, or rank one request offline exactly as the API would."""
+"""The `tpv-broker` command: serve the API, rank one request offline exactly as the API would,
+simulate, evaluate the success model, or report on the decision log."""
 
 from __future__ import annotations
 
@@ -93,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
     from broker.success.cli import add_parser as add_eval_success_parser
 
     add_eval_success_parser(sub)  # `eval-success`: implemented in broker/success/
+    from broker.report.cli import add_parser as add_report_parser
+
+    add_report_parser(sub)  # `report`: implemented in broker/report/
     return parser
 
 

@@ -44,6 +44,11 @@ class InfluxSettings(_Section):
     lookback_s: float = Field(
         default=8 * 86400, gt=0, description="how far back to look for the last point of a series"
     )
+    attempt_window_s: float = Field(
+        default=30 * 86400,
+        gt=0,
+        description="per-attempt outcomes (job_attempt_outcome) counted over this window",
+    )
 
 
 class MetricsSettings(_Section):

@@ -31,10 +31,16 @@ from typing import TextIO
 from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
 from collectors.settings import add_config_argument, load_settings, overrides_from
 from metric_contract.lineprotocol import LineProtocolError, format_point
-from metric_contract.measurements import DESTINATION_ID, ERROR, OK, OUTCOMES, TOOL_ID, WINDOW_DAYS
-
-OK_STATES = ("ok",)
-ERROR_STATES = ("error", "failed")
+from metric_contract.measurements import (
+    DESTINATION_ID,
+    ERROR,
+    ERROR_STATES,
+    OK,
+    OK_STATES,
+    OUTCOMES,
+    TOOL_ID,
+    WINDOW_DAYS,
+)
 
 QUERY = """
 SELECT tool_id,

@@ -28,9 +28,9 @@ DEFAULT_QUEUE = "tpv_broker.htcondor"
 
 @dataclass(frozen=True)
 class CollectorSettings:
-    """What the three collector programs are told: AMQP connection and topology, the
-    producer's site and pool, the consumer's budget, the job-outcomes query. (The broker's own
-    settings are `broker.config.Settings`; the collectors never read those.)"""
+    """What the collector programs are told: AMQP connection and topology, the producer's
+    site and pool, the consumer's budget, the job-outcomes query, the attempt-outcomes join.
+    (The broker's own settings are `broker.config.Settings`; the collectors never read those.)"""
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     amqp_ca_file: str | None = None  # CA bundle for amqps:// (system CAs when unset)
@@ -44,6 +44,12 @@ class CollectorSettings:
     max_seconds: float = 4.0  # consumer: below Telegraf's default exec timeout (5 s)
     postgres_dsn: str = "dbname=galaxy"  # job outcomes: libpq conninfo or URI
     window_days: int = 30  # job outcomes: look-back window
+    # attempt outcomes: where the broker's decision log is, and how far back to join it
+    influx_url: str = "http://127.0.0.1:8086"
+    influx_database: str = "galaxy"
+    influx_username: str | None = None
+    influx_password: str | None = None  # file or environment only (ps shows command lines)
+    decision_window_hours: float = 168.0
 
     def redacted_url(self) -> str:
         """The AMQP URL without its password, for error messages."""

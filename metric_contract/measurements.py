@@ -1,4 +1,5 @@
-"""Measurement, tag and field names of the four measurements the broker reads.
+"""Measurement, tag and field names of the metric contract: the four measurements the broker
+ranks with, the broker's decision log and the per-attempt outcomes joined to it.
 
 Writers (the collectors, the simulator's pipeline, the demo snapshot) and readers (the broker's
 InfluxDB and snapshot sources, its view of the metrics) import these names instead of spelling
@@ -15,7 +16,9 @@ CLUSTER = "htcondor_cluster_usage"  # one HTCondor pool (site); AMQP consumer, a
 QUEUE = "queue_by_destination"  # Galaxy's queued/running jobs per destination; gxadmin
 RUNTIME = "destination-queue-run-time"  # a tool's queue and run time per destination; gxadmin
 OUTCOMES = "job_outcomes"  # a tool's ok/error counts per destination; collectors.job_outcomes
-MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES)
+MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES)  # the ones the ranking reads (newest point)
+DECISIONS = "routing_decision"  # one point per candidate of one routing decision; the broker
+ATTEMPT_OUTCOMES = "job_attempt_outcome"  # one point per finished attempt; attempt_outcomes
 
 # --- tags ---
 SITE = "site"  # an HTCondor pool / Pulsar endpoint; its rule is in metric_contract.sites
@@ -90,3 +93,46 @@ FIELDS: dict[str, tuple[str, ...]] = {
     RUNTIME: RUNTIME_FIELDS,
     OUTCOMES: OUTCOME_FIELDS,
 }
+
+# --- the decision log: `routing_decision` (one point per candidate destination of a decision) ---
+CHOSEN_BY = "chosen_by"  # tag: who chose the destination the job was routed to
+BY_BROKER = "broker"
+BY_FALLBACK = "fallback"
+MODE = "mode"  # tag: the rank snippet's mode
+ENFORCE = "enforce"
+SHADOW = "shadow"
+DECISION_TAGS = (DESTINATION_ID, TOOL_ID, CHOSEN_BY, MODE)
+JOB_ID = "job_id"  # int: Galaxy's job id (the same for every attempt)
+ATTEMPT = "attempt"  # int, 1-based
+DECISION = "decision"  # string: the decision's unique id, shared by its candidates
+BROKER_RANK = "broker_rank"  # int: 0 = the broker's first choice
+USED = "used"  # bool: the job was routed to this candidate
+TRANSFER_S = "transfer_s"
+WAIT_S = "wait_s"
+RUN_S = "run_s"
+P_SUCCESS = "p_success"
+METRIC_AGE_S = "metric_age_s"  # omitted when unknown
+DECISION_FIELDS = (
+    JOB_ID,
+    ATTEMPT,
+    DECISION,
+    BROKER_RANK,
+    USED,
+    TRANSFER_S,
+    WAIT_S,
+    RUN_S,
+    P_SUCCESS,
+    METRIC_AGE_S,
+)
+
+# --- `job_attempt_outcome` (one point per finished attempt of a job) ---
+# tags: DESTINATION_ID, TOOL_ID, STATE (Galaxy's final state of the attempt; a resubmitted
+# attempt is ATTEMPT_RESUBMITTED_STATE); fields: JOB_ID, ATTEMPT, QUEUE_S, RUN_S, OK.
+ATTEMPT_TAGS = (DESTINATION_ID, TOOL_ID, STATE)
+ATTEMPT_RESUBMITTED_STATE = "error"
+QUEUE_S = "queue_s"
+ATTEMPT_FIELDS = (JOB_ID, ATTEMPT, QUEUE_S, RUN_S, OK)
+# Which attempt states count for a destination's success rate (the job-outcomes rule: deleted
+# and stopped are the user's doing, not the destination's).
+OK_STATES = ("ok",)
+ERROR_STATES = ("error", "failed")

@@ -4,7 +4,8 @@ The 2.x client cannot talk to 1.x servers, and the 1.x `/query` endpoint is plai
 so httpx is all that is needed. One request carries one statement per measurement of the
 contract (`metric_contract.measurements.SERIES_TAGS`), each asking for the newest point of every
 series within the lookback window, plus two for the shapes ansible-pulsar-util writes into
-`htcondor_cluster_usage` (`broker.metrics.pulsar_util`).
+`htcondor_cluster_usage` (`broker.metrics.pulsar_util`), plus the per-attempt outcomes counted
+per destination, tool and state over their own window (`attempt_outcome_statements`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ import metric_contract.pulsar_util as pu
 from broker.config import InfluxSettings
 from broker.metrics.view import MetricsView, SourceError
 from metric_contract.lineprotocol import Point
-from metric_contract.measurements import CLUSTER, SERIES_TAGS, SITE
+from metric_contract.measurements import (
+    ATTEMPT_OUTCOMES,
+    ATTEMPT_TAGS,
+    CLUSTER,
+    COUNT,
+    JOB_ID,
+    SERIES_TAGS,
+    SITE,
+)
 
 # Rows of pulsar-util's totals lines read per refresh: all sites share one series (the site is a
 # field), so the newest per site is picked from the newest rows: at one line per site a minute,
@@ -62,6 +71,37 @@ def latest_points_query(lookback_s: float) -> str:
     return "; ".join(statements)
 
 
+def attempt_outcome_statements(window_s: float) -> str:
+    """Per destination, tool and state: how many attempts ended in the window (`count`), and
+    the newest one (`last`, for its time: an aggregate row carries the window's start)."""
+    group = ", ".join(f'"{t}"' for t in ATTEMPT_TAGS)
+    where = f"WHERE time > now() - {int(window_s)}s GROUP BY {group}"
+    return (
+        f'SELECT count("{JOB_ID}") AS "{COUNT}" FROM "{ATTEMPT_OUTCOMES}" {where}; '
+        f'SELECT last("{JOB_ID}") AS "last" FROM "{ATTEMPT_OUTCOMES}" {where}'
+    )
+
+
+def attempt_counts(points: list[Point]) -> list[Point]:
+    """Merge the two attempt statements' rows into one point per series: `count` attempts,
+    stamped with the newest attempt's time (what `MetricsView` reads as an aggregate)."""
+    newest: dict[tuple, int] = {}
+    counts: list[Point] = []
+    others: list[Point] = []
+    for p in points:
+        if p.measurement != ATTEMPT_OUTCOMES:
+            others.append(p)
+        elif "last" in p.fields:
+            newest[tuple(sorted(p.tags.items()))] = p.time_ns or 0
+        elif COUNT in p.fields:
+            counts.append(p)
+    merged = [
+        Point(p.measurement, p.tags, p.fields, newest.get(tuple(sorted(p.tags.items())), p.time_ns))
+        for p in counts
+    ]
+    return others + merged
+
+
 def points_from_response(payload: Any) -> list[Point]:
     """Turn a /query JSON answer (epoch=ns) into points; raise SourceError on anything else."""
     if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
@@ -84,6 +124,10 @@ def points_from_response(payload: Any) -> list[Point]:
             except (KeyError, TypeError, ValueError) as exc:
                 raise SourceError(f"InfluxDB answered a malformed series: {exc!r}") from exc
     return points
+
+
+class _TooLarge(Exception):
+    """An answer past the caller's `max_bytes`."""
 
 
 def redact_url(url: str) -> str:
@@ -131,32 +175,65 @@ class InfluxSource:
             text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
         return text
 
-    async def _exchange(self) -> tuple[int, bytes]:
+    async def _exchange(
+        self, query: str, timeout_s: float, max_bytes: int | None
+    ) -> tuple[int, bytes]:
         s = self.settings
-        params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
-        with anyio.fail_after(s.timeout_s):
-            async with httpx.AsyncClient(timeout=s.timeout_s, auth=self._auth) as client:
-                response = await client.get(f"{self._base}/query", params=params)
-                return response.status_code, response.content
+        params = {"db": s.database, "q": query, "epoch": "ns"}
+        with anyio.fail_after(timeout_s):
+            async with httpx.AsyncClient(timeout=timeout_s, auth=self._auth) as client:
+                if max_bytes is None:
+                    response = await client.get(f"{self._base}/query", params=params)
+                    return response.status_code, response.content
+                async with client.stream("GET", f"{self._base}/query", params=params) as r:
+                    body = bytearray()
+                    async for chunk in r.aiter_bytes():
+                        body += chunk
+                        if len(body) > max_bytes:
+                            raise _TooLarge
+                    return r.status_code, bytes(body)
 
-    def _run_exchange(self) -> tuple[int, bytes]:
+    def _run_exchange(
+        self, query: str, timeout_s: float, max_bytes: int | None = None
+    ) -> tuple[int, bytes]:
+        def exchange() -> tuple[int, bytes]:
+            return anyio.run(self._exchange, query, timeout_s, max_bytes)
+
         try:
             asyncio.get_running_loop()
         except RuntimeError:  # the refresh thread: no loop here
-            return anyio.run(self._exchange)
+            return exchange()
         # called from a running loop (the app's start-up refresh): a thread of its own
         with ThreadPoolExecutor(1, thread_name_prefix="influx-fetch") as pool:
-            return pool.submit(anyio.run, self._exchange).result()
+            return pool.submit(exchange).result()
 
     def fetch(self) -> MetricsView:
         s = self.settings
+        query = (
+            latest_points_query(s.lookback_s)
+            + "; "
+            + attempt_outcome_statements(s.attempt_window_s)
+        )
+        points = attempt_counts(self.query(query))
+        return MetricsView.from_points(points, source=f"influxdb:{s.database}")
+
+    def query(
+        self, statements: str, timeout_s: float | None = None, max_bytes: int | None = None
+    ) -> list[Point]:
+        """Run InfluxQL `statements` (one GET of /query under one deadline, the settings'
+        `timeout_s` unless given; an answer longer than `max_bytes` is cut off) and return
+        every row as a point; SourceError says why not."""
+        s = self.settings
         shown = self.shown_url
+        deadline = s.timeout_s if timeout_s is None else timeout_s
         try:
-            status, content = self._run_exchange()
-        except (TimeoutError, httpx.TimeoutException):
+            status, content = self._run_exchange(statements, deadline, max_bytes)
+        except _TooLarge:
             raise SourceError(
-                f"InfluxDB at {shown} did not answer within {s.timeout_s} s"
+                f"InfluxDB at {shown} answered more than {max_bytes} bytes: ask for less"
             ) from None
+        except (TimeoutError, httpx.TimeoutException):
+            raise SourceError(f"InfluxDB at {shown} did not answer within {deadline} s") from None
         except httpx.HTTPError as exc:
             raise SourceError(self._redact(f"InfluxDB at {shown} is unreachable: {exc}")) from None
         if status != 200:
@@ -166,9 +243,7 @@ class InfluxSource:
             payload = json.loads(content)
         except ValueError:
             raise SourceError(f"InfluxDB at {shown} answered something that is not JSON") from None
-        return MetricsView.from_points(
-            points_from_response(payload), source=f"influxdb:{s.database}"
-        )
+        return points_from_response(payload)
 
     def close(self) -> None:
         """Nothing to release: each refresh opens and closes its own connection."""

@@ -2,8 +2,13 @@
 
 Both sources (a snapshot file, InfluxDB) produce points; this module turns them into the latest
 value per series of the four measurements in the metric contract (`metric_contract`,
-docs/metric-contract.md). A view is replaced whole on every refresh, so a request never sees
-half an update.
+docs/metric-contract.md), and counts the per-attempt outcomes. A view is replaced whole on
+every refresh, so a request never sees half an update.
+
+Per-attempt outcomes (`job_attempt_outcome`), where a (destination, tool) has any that count,
+replace its `job_outcomes` counts: they count every attempt at the destination it actually ran
+at, while `job_outcomes` sees only a job's last destination, so a site that fails a tool's first
+attempts (resubmitted elsewhere) is learnt only from them.
 """
 
 from __future__ import annotations
@@ -244,13 +249,16 @@ class MetricsView:
     def from_points(
         cls, points: Iterable[Point], *, source: str, frozen: bool = False
     ) -> MetricsView:
-        """Keep the newest point of each series; ignore measurements outside the contract."""
+        """Keep the newest point of each series; ignore measurements outside the contract.
+        A `job_attempt_outcome` point is one attempt, or, with a `count` field (the InfluxDB
+        source counts them in the database), that many attempts."""
         view = cls(source=source)
         legacy = PulsarUtilReader()
         queues: dict[tuple[str, str, str], QueueCount] = {}
         runtimes: dict[tuple[str, str, str], RunStats] = {}
         outcomes: dict[tuple[str, str, str], Outcomes] = {}
         skipped = 0
+        attempts: dict[tuple[str, str], list[float]] = {}  # key -> [ok, error, newest time]
         for p in points:
             t = p.time_s or 0.0
             tags = p.tags
@@ -291,6 +299,19 @@ class MetricsView:
                 if key not in outcomes or outcomes[key].time_s <= t:
                     ok, err = _num(p.fields, mc.OK), _num(p.fields, mc.ERROR)
                     outcomes[key] = Outcomes(max(ok, 0.0), max(err, 0.0), t, host)
+            elif (
+                p.measurement == mc.ATTEMPT_OUTCOMES
+                and tags.get(mc.DESTINATION_ID)
+                and tags.get(mc.TOOL_ID)
+            ):
+                state = tags.get(mc.STATE, "")
+                n = _num(p.fields, mc.COUNT, 1.0)
+                tally = attempts.setdefault((tags[mc.DESTINATION_ID], tags[mc.TOOL_ID]), [0, 0, 0])
+                if state in mc.OK_STATES:
+                    tally[0] += max(n, 0.0)
+                elif state in mc.ERROR_STATES:
+                    tally[1] += max(n, 0.0)
+                tally[2] = max(tally[2], t)
             else:
                 skipped += 1
         if skipped:
@@ -299,6 +320,11 @@ class MetricsView:
             if site not in view.cluster:  # this suite's own shape wins
                 view.cluster[site] = ClusterUsage(**values)
         view._combine(queues, runtimes, outcomes)
+        # Per-attempt outcomes (every Galaxy server's attempts, summed) replace the job-final
+        # counts of the same destination and tool, which see only a job's last destination.
+        for key, (ok, err, t) in attempts.items():
+            if ok + err > 0:  # only deleted/stopped attempts: keep the job-final counts
+                view.outcomes[key] = Outcomes(ok, err, t)
         if frozen:
             view.frozen_now_s = view.newest_s
         return view
