@@ -322,9 +322,9 @@ class MetricsView:
         view._combine(queues, runtimes, outcomes)
         # Per-attempt outcomes (every Galaxy server's attempts, summed) replace the job-final
         # counts of the same destination and tool, which see only a job's last destination.
-        for key, (ok, err, t) in attempts.items():
+        for pair, (ok, err, t) in attempts.items():
             if ok + err > 0:  # only deleted/stopped attempts: keep the job-final counts
-                view.outcomes[key] = Outcomes(ok, err, t)
+                view.outcomes[pair] = Outcomes(ok, err, t)
         if frozen:
             view.frozen_now_s = view.newest_s
         return view
