@@ -103,16 +103,33 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def _population_logit(packages: list[Package], exclude: str) -> float:
-    """Mean success logit of the other packages (each rate smoothed by half a build)."""
+
+
+def fit_ours(pkg: Package, train: np.ndarray, prior_logit: float) -> SuccessModel:
+    """Our model on the builds `train` of one package. Identical feature rows become one
+    binomial row: the same likelihood, fewer rows to solve."""
+    groups: dict[tuple, list[int]] = {}
+    for i in train:
+        key = tuple(pkg.rows[i][f] for f in pkg.features)
+        groups.setdefault(key, [0, 0])[0 if pkg.y[i] else 1] += 1
+    rows = [dict(zip(pkg.features, key, strict=True)) for key in groups]
+    return SuccessModel().fit(
+        rows,
+        [c[0] for c in groups.values()],
+        [c[1] for c in groups.values()],
+        prior_logit=prior_logit,
+    )
+
+
+def population_logit(packages: list[Package], exclude: str) -> float:
+    """Mean success logit of the other packages (each rate smoothed by half a build): the level
+    above a package in the hierarchy, never informed by the package's own labels."""
     logits = [
         math.log((p.y.sum() + 0.5) / (len(p.y) - p.y.sum() + 0.5))
         for p in packages
         if p.name != exclude and len(p.y)
     ]
     return float(np.mean(logits)) if logits else 0.0
-
-
 
 
 def evaluate_package(
@@ -134,18 +151,7 @@ def evaluate_package(
         warnings.simplefilter("ignore", UserWarning)
         splits = list(splitter.split(np.zeros(n), pkg.y))
     for train, test in splits:
-        # Identical feature rows become one binomial row: same likelihood, fewer columns to solve.
-        groups: dict[tuple, list[int]] = {}
-        for i in train:
-            key = tuple(pkg.rows[i][f] for f in pkg.features)
-            groups.setdefault(key, [0, 0])[0 if pkg.y[i] else 1] += 1
-        rows = [dict(zip(pkg.features, key, strict=True)) for key in groups]
-        model = SuccessModel().fit(
-            rows,
-            [c[0] for c in groups.values()],
-            [c[1] for c in groups.values()],
-            prior_logit=prior_logit,
-        )
+        model = fit_ours(pkg, train, prior_logit)
         ours[test] = model.predict_proba([pkg.rows[i] for i in test])
         ref[test] = SmoothedNB(n_cats).fit(enc_x[train], pkg.y[train]).predict_proba(enc_x[test])
         lin[test] = OneHotLogistic().fit(enc_x[train], pkg.y[train]).predict_proba(enc_x[test])
@@ -188,7 +194,7 @@ def evaluate(directory: Path, folds: int = 10, seed: int = 0) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     with threadpool_limits(1):
         for pkg in packages:
-            res = evaluate_package(pkg, folds, seed, _population_logit(packages, pkg.name))
+            res = evaluate_package(pkg, folds, seed, population_logit(packages, pkg.name))
             if res is None:
                 skipped[pkg.name] = f"{len(pkg.y)} row(s): cannot be cross-validated"
             else:
