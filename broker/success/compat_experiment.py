@@ -183,15 +183,10 @@ class Experiment:
 
     # --- the levels ---
 
-    def run(self) -> dict[str, Any]:
-        jobs = self.jobs
-        n = len(jobs)
-        if not n:
-            raise DatasetError("no build succeeded: there is no job to schedule")
-        required = self.required[jobs]
-        compatible = np.ones((n, len(self.clusters)), dtype=bool)
-        level0_ours: np.ndarray | None = None
-        levels = []
+    def assignments(self):
+        """Per level: (level, schedulable mask, chosen cluster) over the jobs (module doc)."""
+        required = self.required[self.jobs]
+        compatible = np.ones((len(self.jobs), len(self.clusters)), dtype=bool)
         by_subsystem: dict[str, list[int]] = {}
         for j, f in enumerate(self.features):
             by_subsystem.setdefault(subsystem_of(f), []).append(j)
@@ -201,7 +196,16 @@ class Experiment:
                     need = required[:, j][:, None]
                     compatible &= (need < 0) | (need == self.clusters[:, j][None, :])
             ok = compatible.any(axis=1)
-            chosen = np.argmax(np.where(compatible, self.priority, -1.0), axis=1)
+            yield level, ok, np.argmax(np.where(compatible, self.priority, -1.0), axis=1)
+
+    def run(self) -> dict[str, Any]:
+        jobs = self.jobs
+        n = len(jobs)
+        if not n:
+            raise DatasetError("no build succeeded: there is no job to schedule")
+        level0_ours: np.ndarray | None = None
+        levels = []
+        for level, ok, chosen in self.assignments():
             p_ours = self._score(self.ours, chosen, ok)
             p_ref = self._score(self.reference, chosen, ok)
             if level0_ours is None:
