@@ -51,6 +51,7 @@ import math
 import re
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
 from broker.success.eval import DatasetError, Package, fit_ours, load_dir, population_logit
+from broker.success.model import SuccessModel
 from broker.success.references import SmoothedNB
 
 ABSENT = "absent"
@@ -164,7 +166,7 @@ class Experiment:
             self.reference.append(ref)
             start += len(pkg.y)
 
-    def _ours_scorer(self, model, cols: np.ndarray) -> _Scorer:
+    def _ours_scorer(self, model: SuccessModel, cols: np.ndarray) -> _Scorer:
         bias = float(model.weights[0])
         tables = []
         for j in cols:
@@ -173,7 +175,9 @@ class Experiment:
             tables.append(np.array([model.explain({name: v})[0] - bias for v in values]))
         return _Scorer(bias, tables)
 
-    def _codes(self, required: np.ndarray, cols: np.ndarray, cluster: np.ndarray | None):
+    def _codes(
+        self, required: np.ndarray, cols: np.ndarray, cluster: np.ndarray | None
+    ) -> np.ndarray:
         """The environment each build sees, as codes per package feature: the cluster's value
         where the spec needs the feature (its own value if there is no cluster), else absent."""
         req = required[:, cols]
@@ -183,7 +187,7 @@ class Experiment:
 
     # --- the levels ---
 
-    def assignments(self):
+    def assignments(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Per level: (level, schedulable mask, chosen cluster) over the jobs (module doc)."""
         required = self.required[self.jobs]
         compatible = np.ones((len(self.jobs), len(self.clusters)), dtype=bool)
@@ -195,7 +199,7 @@ class Experiment:
                 for j in by_subsystem[self.order[level - 1]]:
                     need = required[:, j][:, None]
                     compatible &= (need < 0) | (need == self.clusters[:, j][None, :])
-            ok = compatible.any(axis=1)
+            ok = np.asarray(compatible.any(axis=1))
             yield level, ok, np.argmax(np.where(compatible, self.priority, -1.0), axis=1)
 
     def run(self) -> dict[str, Any]:
@@ -244,7 +248,9 @@ class Experiment:
         means = [p[ok & (package_of == k)].mean() for k in np.unique(package_of[ok])]
         return round(float(np.mean(means)), 4) if means else None
 
-    def _score(self, scorers: list[list[_Scorer]], chosen: np.ndarray, ok: np.ndarray):
+    def _score(
+        self, scorers: list[list[_Scorer]], chosen: np.ndarray, ok: np.ndarray
+    ) -> np.ndarray:
         """P(success) of each job on its cluster, by the fold model that never saw it."""
         jobs = self.jobs
         p = np.full(len(jobs), np.nan)

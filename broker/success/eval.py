@@ -103,8 +103,6 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-
-
 def fit_ours(pkg: Package, train: np.ndarray, prior_logit: float) -> SuccessModel:
     """Our model on the builds `train` of one package. Identical feature rows become one
     binomial row: the same likelihood, fewer rows to solve."""
