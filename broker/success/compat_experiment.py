@@ -67,6 +67,8 @@ from broker.success.references import SmoothedNB
 
 ABSENT = "absent"
 CV_FOLDS = 5
+# Jobs x clusters held at once (a few bytes each, several arrays): about 2 GB at most.
+MAX_CELLS = 2e8
 _SUBSYSTEM = re.compile(r"^(?P<dep>.+?)-(?:compiler[-_])?version$")
 
 
@@ -107,6 +109,12 @@ class Experiment:
             del self.skipped[p.name]
         if not self.packages:
             raise DatasetError("no package has the two builds cross-fitting needs")
+        n_jobs = int(sum(p.y.sum() for p in self.packages))
+        if n_jobs * n_clusters > MAX_CELLS:
+            raise DatasetError(
+                f"--clusters {n_clusters} x {n_jobs} jobs is more than the {MAX_CELLS:.0e} "
+                "job-cluster pairs a run holds in memory; use fewer clusters"
+            )
         self.features = sorted({f for p in self.packages for f in p.features})
         fidx = {f: j for j, f in enumerate(self.features)}
         self.vocab = [

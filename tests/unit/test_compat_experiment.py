@@ -94,8 +94,9 @@ def test_absent_requires_nothing(tmp_path):
 def test_unusable_input_is_one_line_and_exit_2(tmp_path, capsys):
     code, out = run_cli(capsys, tmp_path / "missing")
     assert code == 2 and "not a directory" in out.err
-    code, out = run_cli(capsys, FIXTURE, "--clusters", "0")
-    assert code == 2 and "--clusters" in out.err and "Traceback" not in out.err
+    for clusters in ("0", "10000000000"):
+        code, out = run_cli(capsys, FIXTURE, "--clusters", clusters)
+        assert code == 2 and "--clusters" in out.err and "Traceback" not in out.err
     write_package(tmp_path / "bad.csv", ["a-version"], [("s0", "1", "failure")] * 3)
     code, out = run_cli(capsys, tmp_path)
     assert code == 2 and "no build succeeded" in out.err
