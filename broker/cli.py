@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_simulate_parser(sub)  # `simulate`: implemented in broker/sim/cli.py
     from broker.success.cli import add_parser as add_eval_success_parser
 
-    add_eval_success_parser(sub)  # `eval-success`: implemented in broker/success/
+    add_eval_success_parser(sub)  # `eval-success`, `compat-experiment`: broker/success/
     from broker.report.cli import add_parser as add_report_parser
 
     add_report_parser(sub)  # `report`: implemented in broker/report/

@@ -9,11 +9,14 @@ out-of-fold predictions; then the unweighted means over packages.
 - Ours: `SuccessModel` (broker/success/model.py). Its intercept prior is centred on the mean
   success logit of the *other* packages in the directory (the level above a package in the
   hierarchy; a package's own labels never inform its prior).
-- Reference: scikit-learn `CategoricalNB` (default alpha=1) on ordinal-encoded features, one
-  model per package, as published. The encoder learns the package's value vocabulary from all
-  its rows (labels are not used), so a value that appears only in a test fold has a category
-  (`min_categories`) instead of crashing the reference. A training fold with one class gives a
-  certain prediction (probability 1 or 0): that is what the reference does.
+- Reference: scikit-learn `CategoricalNB` (alpha=1) on ordinal-encoded features, one model per
+  package, as published, but smoothed so it never answers exactly 0 or 1 (a one-class training
+  fold answers the rule of succession; naive Bayes products are clipped to [1/(n+2),
+  (n+1)/(n+2)]; broker/success/references.py says why). The encoder learns the package's value
+  vocabulary from all its rows (labels are not used), so a value that appears only in a test
+  fold has a category (`min_categories`) instead of crashing the reference.
+- Logistic: a one-hot L2 logistic regression (scikit-learn defaults), the plain discriminative
+  linear model; the bar is set against it.
 - Folds: `min(folds, size of the larger class)`, since stratified splitting cannot make more
   folds than that; a package evaluated with fewer folds says so (`folds` per package). A package
   with one row (or none) cannot be cross-validated: listed as skipped, not in the means.
@@ -38,11 +41,11 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import accuracy_score, brier_score_loss, log_loss
 from sklearn.model_selection import StratifiedKFold
-from sklearn.naive_bayes import CategoricalNB
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from broker.success.model import SuccessModel
+from broker.success.references import OneHotLogistic, SmoothedNB
 
 METRICS = ("accuracy", "brier", "log_loss")
 
@@ -100,25 +103,31 @@ def _metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     }
 
 
-def _population_logit(packages: list[Package], exclude: str) -> float:
-    """Mean success logit of the other packages (each rate smoothed by half a build)."""
+def fit_ours(pkg: Package, train: np.ndarray, prior_logit: float) -> SuccessModel:
+    """Our model on the builds `train` of one package. Identical feature rows become one
+    binomial row: the same likelihood, fewer rows to solve."""
+    groups: dict[tuple, list[int]] = {}
+    for i in train:
+        key = tuple(pkg.rows[i][f] for f in pkg.features)
+        groups.setdefault(key, [0, 0])[0 if pkg.y[i] else 1] += 1
+    rows = [dict(zip(pkg.features, key, strict=True)) for key in groups]
+    return SuccessModel().fit(
+        rows,
+        [c[0] for c in groups.values()],
+        [c[1] for c in groups.values()],
+        prior_logit=prior_logit,
+    )
+
+
+def population_logit(packages: list[Package], exclude: str) -> float:
+    """Mean success logit of the other packages (each rate smoothed by half a build): the level
+    above a package in the hierarchy, never informed by the package's own labels."""
     logits = [
         math.log((p.y.sum() + 0.5) / (len(p.y) - p.y.sum() + 0.5))
         for p in packages
         if p.name != exclude and len(p.y)
     ]
     return float(np.mean(logits)) if logits else 0.0
-
-
-def _reference_proba(enc_x: np.ndarray, n_cats: list[int], y: np.ndarray, train, test):
-    y_tr = y[train]
-    classes = np.unique(y_tr)
-    if len(classes) == 1:
-        return np.full(len(test), float(classes[0]))
-    if enc_x.shape[1] == 0:  # no features: naive Bayes is its class prior
-        return np.full(len(test), float(y_tr.mean()))
-    nb = CategoricalNB(min_categories=n_cats).fit(enc_x[train], y_tr)
-    return nb.predict_proba(enc_x[test])[:, list(nb.classes_).index(1)]
 
 
 def evaluate_package(
@@ -128,7 +137,7 @@ def evaluate_package(
     k = min(folds, int(np.bincount(pkg.y, minlength=2).max())) if n else 0
     if k < 2:
         return None
-    ours, ref = np.zeros(n), np.zeros(n)
+    ours, ref, lin = np.zeros(n), np.zeros(n), np.zeros(n)
     if pkg.features:
         enc = OrdinalEncoder(dtype=int)
         enc_x = enc.fit_transform(np.array([[r[f] for f in pkg.features] for r in pkg.rows]))
@@ -140,20 +149,10 @@ def evaluate_package(
         warnings.simplefilter("ignore", UserWarning)
         splits = list(splitter.split(np.zeros(n), pkg.y))
     for train, test in splits:
-        # Identical feature rows become one binomial row: same likelihood, fewer columns to solve.
-        groups: dict[tuple, list[int]] = {}
-        for i in train:
-            key = tuple(pkg.rows[i][f] for f in pkg.features)
-            groups.setdefault(key, [0, 0])[0 if pkg.y[i] else 1] += 1
-        rows = [dict(zip(pkg.features, key, strict=True)) for key in groups]
-        model = SuccessModel().fit(
-            rows,
-            [c[0] for c in groups.values()],
-            [c[1] for c in groups.values()],
-            prior_logit=prior_logit,
-        )
+        model = fit_ours(pkg, train, prior_logit)
         ours[test] = model.predict_proba([pkg.rows[i] for i in test])
-        ref[test] = _reference_proba(enc_x, n_cats, pkg.y, train, test)
+        ref[test] = SmoothedNB(n_cats).fit(enc_x[train], pkg.y[train]).predict_proba(enc_x[test])
+        lin[test] = OneHotLogistic().fit(enc_x[train], pkg.y[train]).predict_proba(enc_x[test])
     return {
         "rows": n,
         "successes": int(pkg.y.sum()),
@@ -163,6 +162,7 @@ def evaluate_package(
         "tuning": tuning_split(pkg.name),
         "ours": _metrics(pkg.y, ours),
         "reference": _metrics(pkg.y, ref),
+        "logistic": _metrics(pkg.y, lin),
     }
 
 
@@ -179,6 +179,7 @@ def _summary(results: dict[str, dict]) -> dict[str, object]:
         "packages": len(results),
         "ours": _means(results, "ours"),
         "reference": _means(results, "reference"),
+        "logistic": _means(results, "logistic"),
     }
 
 
@@ -191,7 +192,7 @@ def evaluate(directory: Path, folds: int = 10, seed: int = 0) -> dict[str, Any]:
     skipped: dict[str, str] = {}
     with threadpool_limits(1):
         for pkg in packages:
-            res = evaluate_package(pkg, folds, seed, _population_logit(packages, pkg.name))
+            res = evaluate_package(pkg, folds, seed, population_logit(packages, pkg.name))
             if res is None:
                 skipped[pkg.name] = f"{len(pkg.y)} row(s): cannot be cross-validated"
             else:
@@ -252,14 +253,15 @@ def format_report(report: dict[str, Any]) -> str:
     """Human table, then the JSON report as the last line."""
     lines = [
         f"{'package':<16} {'rows':>5} {'folds':>5}   "
-        f"{'acc ours/ref':>13} {'brier ours/ref':>15} {'logloss ours/ref':>17}"
+        f"{'acc ours/ref/lr':>19} {'brier ours/ref/lr':>19} {'logloss ours/ref/lr':>19}"
     ]
     for name, r in report["per_package"].items():
-        o, f = r["ours"], r["reference"]
+        o, f, g = r["ours"], r["reference"], r["logistic"]
         lines.append(
             f"{name:<16} {r['rows']:>5} {r['folds']:>5}{'*' if r['fewer_folds'] else ' '}  "
-            f"{o['accuracy']:.3f}/{f['accuracy']:.3f} {o['brier']:>7.3f}/{f['brier']:.3f} "
-            f"{o['log_loss']:>8.3f}/{f['log_loss']:.3f}"
+            f"{o['accuracy']:.3f}/{f['accuracy']:.3f}/{g['accuracy']:.3f} "
+            f"{o['brier']:.3f}/{f['brier']:.3f}/{g['brier']:.3f} "
+            f"{o['log_loss']:.3f}/{f['log_loss']:.3f}/{g['log_loss']:.3f}"
         )
     for name, why in report["skipped"].items():
         lines.append(f"{name:<16} skipped: {why}")
@@ -267,7 +269,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append("* fewer folds than asked: the package's larger class is smaller than that")
     for part in ("tuning", "held_out"):
         s = report[part]
-        lines.append(f"{part}: {s['packages']} packages, ours {s['ours']}, ref {s['reference']}")
+        lines.append(
+            f"{part}: {s['packages']} packages, ours {s['ours']}, ref {s['reference']}, "
+            f"logistic {s['logistic']}"
+        )
     lines.append(json.dumps(report, separators=(",", ":")))
     return "\n".join(lines)
 

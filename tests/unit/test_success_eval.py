@@ -9,6 +9,7 @@ import pytest
 from broker.cli import main
 from broker.success.eval import evaluate_package, load_dir, tuning_split
 from broker.success.model import SuccessModel
+from broker.success.references import OneHotLogistic, SmoothedNB
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE = REPO / "tests" / "fixtures" / "spack"
@@ -25,7 +26,7 @@ def test_cli_prints_both_models_per_package_and_json_last(capsys):
     code, out = run_cli(capsys, FIXTURE, "--folds", "5", "--seed", "3")
     assert code == 0
     report = json.loads(out.out.strip().splitlines()[-1])
-    for model in ("ours", "reference"):
+    for model in ("ours", "reference", "logistic"):
         assert set(report[model]) == {"mean_accuracy", "mean_brier", "mean_log_loss"}
     assert report["folds"] == 5 and report["seed"] == 3
     per = report["per_package"]
@@ -56,7 +57,28 @@ def test_all_success_package_gets_honest_not_certain_probabilities():
     res = evaluate_package(pkg, folds=10, seed=0, prior_logit=0.0)
     assert res["ours"]["accuracy"] == 1.0
     assert 0 < res["ours"]["log_loss"] < 0.7  # below a coin, above a certainty it cannot have
-    assert res["reference"]["log_loss"] < 1e-9  # one-class training: the reference claims certainty
+    # one-class training folds: the references answer the rule of succession, not certainty
+    for model in ("reference", "logistic"):
+        assert res[model]["accuracy"] == 1.0
+        assert 0 < res[model]["log_loss"] < 0.7
+    # ours has the other packages' rate as its prior and is the surer of the three
+    assert res["ours"]["log_loss"] < res["reference"]["log_loss"]
+
+
+def test_references_never_answer_exactly_0_or_1():
+    """Naive Bayes multiplies many agreeing features: clipped to the n-build bound."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 2, size=(40, 12))
+    y = (x[:, 0] == 1).astype(int)
+    x[:, 1:] = x[:, [0]]  # twelve copies of the one informative feature
+    p_lr = OneHotLogistic().fit(x, y).predict_proba(x)
+    assert np.all((p_lr > 0) & (p_lr < 1))
+    p_nb = SmoothedNB([2] * 12).fit(x, y).predict_proba(x)
+    assert np.all(np.minimum(p_nb, 1 - p_nb) >= 1 / 42 - 1e-12)
+    assert SmoothedNB([2] * 12).fit(x, np.ones(40, dtype=int)).predict_proba(x)[0] == 41 / 42
+    # the clip binds: unclipped naive Bayes is far more certain than 41/42 here
+    nb = SmoothedNB([2] * 12).fit(x, y)
+    assert nb.nb is not None and nb.nb.predict_proba(x)[:, 1].max() > 1 - 1e-6
 
 
 def test_unusable_input_is_one_line_and_exit_2(tmp_path, capsys):
