@@ -17,8 +17,8 @@ from typing import Any
 
 
 class RecordingProxy:
-    """POST <proxy>/<path> -> POST <target>/<path>; `requests` holds every body and the status
-    the broker answered it with, in arrival order."""
+    """POST <proxy>/<path> -> POST <target>/<path>; `requests` holds, in arrival order, every
+    body sent, the status the broker answered with and its answer (parsed JSON, or the text)."""
 
     def __init__(self, target: str) -> None:
         self.target = target.rstrip("/")
@@ -41,8 +41,14 @@ class RecordingProxy:
                         status, answer = resp.status, resp.read()
                 except urllib.error.HTTPError as err:
                     status, answer = err.code, err.read()
+                try:
+                    parsed: Any = json.loads(answer)
+                except ValueError:
+                    parsed = answer.decode("utf-8", "replace")
                 with proxy.lock:
-                    proxy.requests.append({"body": json.loads(body), "status": status})
+                    proxy.requests.append(
+                        {"body": json.loads(body), "status": status, "answer": parsed}
+                    )
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
