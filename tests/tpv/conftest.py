@@ -16,8 +16,8 @@ from tests.support.fault_server import FaultServer
 from tests.support.live_broker import Broker
 from tests.support.paths import ROOT
 from tests.support.rank_fragment import render_fragment
-from tests.support.recording_proxy import RecordingProxy
 from tests.support.real_tpv import TPV_VENV, TpvWorker, ensure_tpv_venv, tpv_cli
+from tests.support.recording_proxy import RecordingProxy
 
 
 @pytest.fixture(scope="session")

@@ -226,9 +226,7 @@ def test_a_pilot_on_a_user_or_role_only(tpv, proxy, fragments, kind, entity, mem
 def test_an_entity_with_its_own_rank_wins_over_the_fragment(tpv, tpv_workdir, proxy, fragments):
     """As the docs say: a matching user (or role, or more specific tool) with a `rank:` keeps it."""
     own = tpv_workdir / "user-with-rank.yml"
-    freiburg_first = (
-        "sorted(candidate_destinations, key=lambda d: d.id != 'pulsar_de_freiburg')"
-    )
+    freiburg_first = "sorted(candidate_destinations, key=lambda d: d.id != 'pulsar_de_freiburg')"
     own.write_text(yaml.safe_dump({"users": {r"ford@vortex\.org": {"rank": freiburg_first}}}))
     live = fragments(
         "proxied", tpv_broker_rank_url=f"{proxy.url}/process_data", tpv_broker_rank_token=TOKEN
@@ -239,3 +237,35 @@ def test_an_entity_with_its_own_rank_wins_over_the_fragment(tpv, tpv_workdir, pr
     assert proxy.take() == []  # the broker was not asked
     # Anyone else gets the fragment's rank (the broker's choice).
     assert route_jobs(tpv, [own, live], [{"job_id": 2}])["destinations"] == [BROKERS_CHOICE]
+
+
+BY_ID_DESC = "sorted(candidate_destinations, key=lambda d: d.id, reverse=True)"
+
+
+def test_ids_the_broker_left_out_follow_in_the_fallbacks_order(tpv, fault_server, fragments):
+    fragment = fragments(
+        "partial-by-id",
+        tpv_broker_rank_url=f"{fault_server.url}/partial/process_data",
+        tpv_broker_rank_fallback=BY_ID_DESC,
+    )
+    answer = route_jobs(tpv, [fragment], [{"job_id": 1}])
+    # The stand-in answers only bari; the fallback orders bari, freiburg, ghent (TPV: ghent first).
+    assert answer["ranking"] == ["pulsar_it_bari", "pulsar_de_freiburg", "pulsar_be_ghent"]
+    (line,) = warnings_of(answer)
+    assert "left out ['pulsar_de_freiburg', 'pulsar_be_ghent']" in line
+
+
+@pytest.mark.parametrize("fault", ["500", "hang"])
+def test_shadow_routes_by_the_fallback_when_the_broker_fails(tpv, fault_server, fragments, fault):
+    fragment = fragments(
+        f"shadow-{fault}-by-id",
+        tpv_broker_rank_url=f"{fault_server.url}/{fault}/process_data",
+        tpv_broker_rank_routing_mode="shadow",
+        tpv_broker_rank_fallback=BY_ID_DESC,
+        tpv_broker_rank_timeout_s=0.5,
+    )
+    answer = route_jobs(tpv, [fragment], [{"job_id": 1}])
+    assert answer["ranking"] == sorted(TPV_ORDER, reverse=True)
+    (line,) = warnings_of(answer)
+    assert "shadow, broker not heard, routed by the fallback order" in line
+    assert fault_server.requests[-1]["body"]["mode"] == "shadow"

@@ -136,9 +136,8 @@ def _tb_ask_broker(candidates: list[Any], tpv_order: list[Any], fallback: list[A
     destinations: list[dict[str, Any]] = []
     for d in candidates:
         ctx = d.context or {}
-        destinations.append(
-            {"id": d.id, "context": {k: ctx[k] for k in _tb_context_keys if k in ctx}}
-        )
+        context = {k: ctx[k] for k in _tb_context_keys if k in ctx}
+        destinations.append({"id": d.id, "context": context})
     job_id = getattr(job, "id", None)  # noqa: F821 - TPV's rank context
     known = {d.id for d in candidates}
     request: dict[str, Any] = {
@@ -162,7 +161,9 @@ def _tb_ask_broker(candidates: list[Any], tpv_order: list[Any], fallback: list[A
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if _tb_token:
         headers["Authorization"] = "Bearer " + _tb_token
-    status, body = _tb_post(_tb_url, json.dumps(request, default=str).encode(), headers, _tb_timeout_s)
+    status, body = _tb_post(
+        _tb_url, json.dumps(request, default=str).encode(), headers, _tb_timeout_s
+    )
     if status != 200:
         raise ValueError(f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
     try:
