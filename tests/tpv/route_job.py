@@ -117,6 +117,7 @@ def route(request: dict[str, Any]) -> dict[str, Any]:
     finally:
         logger.removeHandler(capture)
     answer["log"] = capture.records
+    answer["request_id"] = request.get("request_id")  # echoed: the caller matches it
     return answer
 
 
