@@ -29,13 +29,27 @@ def role_defaults() -> dict[str, Any]:
     return yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())
 
 
+def role_choices() -> dict[str, list[Any]]:
+    """The allowed values of the variables whose argument spec lists `choices`."""
+    specs = yaml.safe_load((ROLE / "meta" / "argument_specs.yml").read_text())
+    options = specs["argument_specs"]["main"]["options"]
+    return {name: spec["choices"] for name, spec in options.items() if "choices" in spec}
+
+
 def render(overrides: dict[str, Any] | None = None) -> str:
-    """The fragment for the role's defaults updated with `overrides` (unknown names refused)."""
+    """The fragment for the role's defaults updated with `overrides` (unknown names and values
+    outside a variable's `choices` refused, as Ansible's argument_specs check refuses them)."""
     variables = role_defaults()
     unknown = sorted(set(overrides or {}) - set(variables))
     if unknown:
         raise KeyError(f"not variables of the role tpv_broker_rank: {', '.join(unknown)}")
     variables.update(overrides or {})
+    for name, choices in role_choices().items():
+        if variables[name] not in choices:
+            raise ValueError(
+                f"{name} must be one of {', '.join(map(str, choices))}, not {variables[name]!r}"
+                " (quote off in YAML: a bare off is false)"
+            )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(ROLE / "templates"),
         trim_blocks=True,

@@ -9,6 +9,7 @@ import json
 import os
 import selectors
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,21 +69,41 @@ class TpvWorker:
             stderr=self.log,
             cwd=log_path.parent,
         )
+        self.sent = 0
+        self.pending = b""
         self.selector = selectors.DefaultSelector()
         assert self.process.stdout is not None
         self.selector.register(self.process.stdout, selectors.EVENT_READ)
 
-    def route(self, timeout: float = 180, **request: Any) -> dict[str, Any]:
+    def route(self, timeout: float = 600, **request: Any) -> dict[str, Any]:
+        """One request's answer. Each request is numbered and the worker echoes the number, so
+        an answer that comes after its caller gave up (a loaded machine: the first one imports
+        Galaxy) is skipped instead of being taken for the next request's."""
         assert self.process.stdin is not None and self.process.stdout is not None
         request.setdefault("job_conf", str(TPV_FIXTURES / "job_conf.yml"))
+        self.sent += 1
+        request["request_id"] = self.sent
         self.process.stdin.write((json.dumps(request) + "\n").encode())
         self.process.stdin.flush()
-        if not self.selector.select(timeout):
-            raise TimeoutError(f"TPV worker gave no answer within {timeout} s")
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError(f"TPV worker exited with {self.process.wait()}")
-        return json.loads(line)
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = json.loads(self._line(deadline, timeout))
+            if answer.get("request_id") == self.sent:
+                return answer
+
+    def _line(self, deadline: float, timeout: float) -> bytes:
+        """The worker's next answer line (read with os.read into our own buffer, so a line that
+        arrived with the one before it is not hidden from select in a file object's buffer)."""
+        assert self.process.stdout is not None
+        while b"\n" not in self.pending:
+            if not self.selector.select(max(deadline - time.monotonic(), 0)):
+                raise TimeoutError(f"TPV worker gave no answer within {timeout} s")
+            chunk = os.read(self.process.stdout.fileno(), 1 << 16)
+            if not chunk:
+                raise RuntimeError(f"TPV worker exited with {self.process.wait()}")
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line
 
     def stop(self) -> None:
         if self.process.poll() is None:

@@ -1,4 +1,5 @@
-"""Session fixtures of the TPV tests: the TPV venv, one TPV worker, a live broker, a fault server.
+"""Session fixtures of the TPV tests: the TPV venv, one TPV worker, a live broker (with a
+recording proxy in front of it), a fault server.
 
 Everything is started once per session because importing Galaxy costs seconds; tests that
 change the broker's metrics put them back before they end (see `busy`). `tpv lint` (tens of
@@ -16,6 +17,7 @@ from tests.support.live_broker import Broker
 from tests.support.paths import ROOT
 from tests.support.rank_fragment import render_fragment
 from tests.support.real_tpv import TPV_VENV, TpvWorker, ensure_tpv_venv, tpv_cli
+from tests.support.recording_proxy import RecordingProxy
 
 
 @pytest.fixture(scope="session")
@@ -50,6 +52,15 @@ def busy(broker):
     """Make destinations busy for one test; the network is put back afterwards."""
     yield broker.set_busy
     broker.set_busy()
+
+
+@pytest.fixture(scope="session")
+def proxy(broker):
+    """The live broker behind a proxy that records what it was sent (`take()`)."""
+    recorder = RecordingProxy(broker.url)
+    recorder.start()
+    yield recorder
+    recorder.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,11 @@ Importing Galaxy costs seconds, so the tests keep one of these running (`--serve
 request per stdin line, one JSON answer per stdout line); `benchmarks/tpv_overhead.py` uses
 `--repeat` to time many jobs on one loaded mapper. Each answer:
 `{"destination", "ranking" (TPV's ranked candidates, from its explain trace), "log" (records of
-the snippet's logger), "elapsed_ms" (per job), "error"}`.
+the snippet's logger), "elapsed_ms" (per job), "error"}`. A request may also give the job's
+Galaxy id (`job_id`), the user's `roles`, and a `seed` for Python's `random` (which TPV's
+`helpers.weighted_random_sampling` draws from), set just before the job is routed; or `jobs`, a
+list of such `{"job_id", "seed"}`, routed one after the other on the same mapper, whose
+destinations are in the answer's `destinations` (one per job, in order).
 
 One shot: route_job.py --job-conf JOB_CONF --config BASE.yml --config FRAGMENT.yml
           --tool TOOL_ID [--user EMAIL] [--dataset BYTES:OBJECT_STORE_ID ...] [--repeat N]
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import random
 import re
 import sys
 import time
@@ -51,8 +56,8 @@ def _app(job_conf: str) -> Any:
     return _apps[job_conf]
 
 
-def _job(datasets: list[tuple[int, str | None]]) -> Any:
-    job = mock_galaxy.Job()
+def _job(datasets: list[tuple[int, str | None]], job_id: int | None) -> Any:
+    job = mock_galaxy.Job(id=job_id)
     for n, (size, store) in enumerate(datasets):
         dataset = mock_galaxy.Dataset(f"input{n}.dat", file_size=size, object_store_id=store)
         job.add_input_dataset(mock_galaxy.DatasetAssociation(f"input{n}", dataset))
@@ -60,12 +65,19 @@ def _job(datasets: list[tuple[int, str | None]]) -> Any:
 
 
 def route(request: dict[str, Any]) -> dict[str, Any]:
-    """Route `repeat` identical jobs on one freshly loaded mapper; report the last one."""
+    """Route the request's jobs (`jobs`, or `repeat` identical ones) on one freshly loaded
+    mapper; `destination` and `ranking` are the last one's."""
     capture = Capture()
     logger = logging.getLogger(request.get("logger", "tpv.broker_rank"))
     logger.setLevel(logging.DEBUG)
     logger.addHandler(capture)
-    answer: dict[str, Any] = {"destination": None, "ranking": [], "log": [], "elapsed_ms": []}
+    answer: dict[str, Any] = {
+        "destination": None,
+        "destinations": [],
+        "ranking": [],
+        "log": [],
+        "elapsed_ms": [],
+    }
     try:
         configs = list(request["configs"])
         gateway.ACTIVE_DESTINATION_MAPPERS = {
@@ -73,18 +85,25 @@ def route(request: dict[str, Any]) -> dict[str, Any]:
         }
         app = _app(request["job_conf"])
         tool = mock_galaxy.Tool(request["tool"])
-        user = mock_galaxy.User("ford", request.get("user") or "prefect@vortex.org")
+        user = mock_galaxy.User(
+            "ford", request.get("user") or "prefect@vortex.org", roles=request.get("roles")
+        )
         datasets = [(int(size), store) for size, store in request.get("datasets", [])]
         explain = bool(request.get("explain", True))
-        for _ in range(max(1, int(request.get("repeat", 1)))):
-            job = _job(datasets)
+        one = {"job_id": request.get("job_id"), "seed": request.get("seed")}
+        jobs = request.get("jobs") or [one] * max(1, int(request.get("repeat", 1)))
+        for spec in jobs:
+            job = _job(datasets, None if spec.get("job_id") is None else int(spec["job_id"]))
             collector = ExplainCollector() if explain else None
+            if spec.get("seed") is not None:
+                random.seed(spec["seed"])
             started = time.perf_counter()
             destination = gateway.map_tool_to_destination(
                 app, job, tool, user, tpv_config_files=configs, explain_collector=collector
             )
             answer["elapsed_ms"].append((time.perf_counter() - started) * 1000)
             answer["destination"] = destination.id
+            answer["destinations"].append(destination.id)
             if collector is not None:
                 answer["ranking"] = [
                     m.group(2)
@@ -98,6 +117,7 @@ def route(request: dict[str, Any]) -> dict[str, Any]:
     finally:
         logger.removeHandler(capture)
     answer["log"] = capture.records
+    answer["request_id"] = request.get("request_id")  # echoed: the caller matches it
     return answer
 
 

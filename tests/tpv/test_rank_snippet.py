@@ -20,8 +20,10 @@ BASE = str(TPV_FIXTURES / "tpv-base.yml")
 DATA_IN_BARI = [[20 * GIB, "os_bari"]]
 
 
-def route(tpv, *configs, tool=BWA, datasets=DATA_IN_BARI):
-    answer = tpv.route(configs=[BASE, *map(str, configs)], tool=tool, datasets=datasets)
+def route(tpv, *configs, tool=BWA, datasets=DATA_IN_BARI, job_id=None):
+    answer = tpv.route(
+        configs=[BASE, *map(str, configs)], tool=tool, datasets=datasets, job_id=job_id
+    )
     assert answer["error"] is None, answer
     # Whatever happens, every candidate is still there for TPV to try, none twice.
     assert sorted(answer["ranking"]) == sorted(TPV_ORDER), answer
@@ -85,10 +87,11 @@ def test_routing_changes_when_the_metrics_change(tpv, broker, fragments, busy):
 
 
 def test_request_carries_what_tpv_knows(tpv, fault_server, fragments):
-    """Token, candidates with coordinates, datasets, resources, TPV's order; answer followed."""
+    """Token, candidates with coordinates, datasets, resources, TPV's order, the job's id, the
+    mode and the fallback's order; answer followed."""
     fragment = fault_fragment(fragments, fault_server, "reverse")
     datasets = [[20 * GIB, "os_bari"], [3 * GIB, None]]
-    answer = route(tpv, fragment, datasets=datasets)
+    answer = route(tpv, fragment, datasets=datasets, job_id=31337)
     assert answer["ranking"] == TPV_ORDER[::-1]  # what this stand-in answered
     assert warnings_of(answer) == []
     sent = fault_server.requests[-1]
@@ -105,11 +108,16 @@ def test_request_carries_what_tpv_knows(tpv, fault_server, fragments):
     assert body["job_info"] == {"tool_id": BWA, "mem": 30, "cores": 16, "gpus": None}
     assert body["preference"] == TPV_ORDER
     assert "objectstores" not in body  # the broker has them in its own config
+    assert body["job_id"] == 31337
+    assert body["mode"] == "enforce"  # the role's default
+    assert body["fallback_order"] == TPV_ORDER  # no fallback expression set: TPV's own order
 
     route(tpv, fragment, tool=GPU_TOOL, datasets=[])
     body = fault_server.requests[-1]["body"]
     assert body["job_info"] == {"tool_id": GPU_TOOL, "mem": 16, "cores": 4, "gpus": 1}
     assert body["datasets"] == {}
+    # TPV's mock Galaxy numbers the jobs it is not given an id for, as Galaxy's database does.
+    assert isinstance(body["job_id"], int) and body["job_id"] != 31337
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,11 @@ def test_tasks_use_fully_qualified_modules():
             "tpv_broker_rank_entity": "default_tool",
             "tpv_broker_rank_entity_abstract": False,
             "tpv_broker_rank_timeout_s": 1,
+            "tpv_broker_rank_routing_mode": "shadow",
+            # a multi-line expression, as a YAML block scalar gives it
+            "tpv_broker_rank_fallback": (
+                "helpers.weighted_random_sampling(\n    candidate_destinations\n)\n"
+            ),
         },
     ],
 )
@@ -80,10 +85,56 @@ def test_template_renders_valid_yaml_and_python(tmp_path, overrides):
         "tpv_broker_rank_objectstores", {}
     )
     assert yaml.safe_load(settings["context_keys_json"]) == ["latitude", "longitude"]
+    assert settings["mode"] == overrides.get("tpv_broker_rank_routing_mode", "enforce")
+    # Then the fallback rank expression as a function of no arguments (None: TPV's order).
+    second = tree.body[1]
+    assert isinstance(second, ast.Assign) and ast.unparse(second.targets[0]) == "_tb_fallback_rank"
+    if "tpv_broker_rank_fallback" in overrides:
+        assert isinstance(second.value, ast.Lambda) and not second.value.args.args
+        assert ast.unparse(second.value.body) == ast.unparse(
+            ast.parse(overrides["tpv_broker_rank_fallback"], mode="eval").body
+        )
+    else:
+        assert isinstance(second.value, ast.Constant) and second.value.value is None
     # The rest is the role's tpv_broker_rank.py, character for character.
     assert code.endswith(RANK_CODE.read_text())
-    settings_source = ast.get_source_segment(code, first)
-    assert code[: code.index(RANK_CODE.read_text())].rstrip().endswith(settings_source)
+    fallback_source = ast.get_source_segment(code, second)
+    assert code[: code.index(RANK_CODE.read_text())].rstrip().endswith(fallback_source)
+
+
+@pytest.mark.parametrize("kind", ["users", "roles"])
+def test_a_user_or_role_entity_gets_the_rank_and_is_never_abstract(tmp_path, kind):
+    overrides = {"tpv_broker_rank_entity_kind": kind, "tpv_broker_rank_entity": r"pilot@x\.org"}
+    fragment = yaml.safe_load(render_fragment(tmp_path / "f.yml", **overrides).read_text())
+    assert list(fragment) == [kind]  # no tool entity touched
+    entity = fragment[kind][r"pilot@x\.org"]
+    assert entity["abstract"] is False  # TPV refuses jobs whose matching user/role is abstract
+    assert isinstance(ast.parse(entity["rank"]).body[-1], ast.Expr)
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("tpv_broker_rank_routing_mode", "enforcing"),
+        ("tpv_broker_rank_routing_mode", False),  # a bare `off` in YAML
+        ("tpv_broker_rank_entity_kind", "destinations"),
+    ],
+)
+def test_values_outside_the_choices_are_refused_naming_the_variable(tmp_path, name, value):
+    with pytest.raises(ValueError, match=f"{name} must be one of"):
+        render_fragment(tmp_path / "f.yml", **{name: value})
+
+
+def test_the_choices_are_the_ones_the_snippet_and_the_tasks_know():
+    specs = load("meta/argument_specs.yml")["argument_specs"]["main"]["options"]
+    assert specs["tpv_broker_rank_routing_mode"]["choices"] == ["enforce", "shadow", "off"]
+    assert specs["tpv_broker_rank_entity_kind"]["choices"] == ["tools", "users", "roles"]
+    assert '("enforce", "shadow", "off")' in RANK_CODE.read_text()
+    checks = next(t for t in load("tasks/main.yml") if "routing mode" in t["name"])
+    assert checks["ansible.builtin.assert"]["that"] == [
+        "tpv_broker_rank_routing_mode in ['enforce', 'shadow', 'off']",
+        "tpv_broker_rank_entity_kind in ['tools', 'users', 'roles']",
+    ]
 
 
 def test_rank_code_holds_no_jinja_so_the_include_copies_it_verbatim():

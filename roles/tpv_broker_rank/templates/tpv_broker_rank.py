@@ -1,8 +1,15 @@
 # TPV Broker rank code: roles/tpv_broker_rank/templates/tpv_broker_rank.py, which the role's
-# template includes after the `_tb_settings` it writes. TPV runs it in one namespace holding its
-# rank context (candidate_destinations, entity, tool, job, helpers and the evaluated cores, mem,
-# gpus) and takes the value of the last expression as the order; `noqa: F821` marks where those
-# names, bound by TPV and not here, are read (`tpv lint` checks them against TPV's types).
+# template includes after the `_tb_settings` and `_tb_fallback_rank` it writes. TPV runs it in one
+# namespace holding its rank context (candidate_destinations, entity, tool, job, helpers and the
+# evaluated cores, mem, gpus) and takes the value of the last expression as the order;
+# `noqa: F821` marks where those names, bound by TPV and not here, are read (`tpv lint` checks
+# them against TPV's types).
+#
+# Modes (tpv_broker_rank_routing_mode): `enforce` routes by the broker's answer, `shadow` asks
+# the broker (so it records the decision) but routes by the fallback, `off` never calls it. The
+# fallback is the administrator's own rank expression (tpv_broker_rank_fallback, evaluated here,
+# in TPV's context), or TPV's default order when none is set; it is computed before the call and
+# sent along, so the broker knows which destination the job went to when it was not its choice.
 import contextlib
 import http.client
 import json
@@ -24,6 +31,7 @@ if _tb_config["token_env"]:
     # The job handlers' environment wins, so the token need not be written into the file.
     _tb_token = os.environ.get(_tb_config["token_env"]) or _tb_token
 _tb_log = logging.getLogger(_tb_config["logger"])
+_tb_mode: str = _tb_config["mode"]
 
 
 def _tb_post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> tuple[int, bytes]:
@@ -84,82 +92,143 @@ def _tb_one_line(text: object) -> str:
     return " ".join(str(text).split())[:300]
 
 
+def _tb_ids(destinations: list[Any]) -> list[str]:
+    return [d.id for d in destinations]
+
+
+def _tb_warn(message: str, *args: Any) -> None:
+    # Not even a broken logging setup may stop the job from being routed.
+    with contextlib.suppress(Exception):
+        _tb_log.warning(message, *args)
+
+
+def _tb_fallback_order(
+    candidates: list[Any], tpv_order: list[Any], tool_id: Any
+) -> tuple[list[Any], str]:
+    """The administrator's own rank expression's order, as that expression gave it (TPV then
+    tries it in that order, as it would without the broker), and its name for the log; TPV's
+    order when there is none, or when it raises or gives no list of destinations."""
+    if _tb_fallback_rank is None:  # noqa: F821 - written by the template
+        return tpv_order, "TPV's own order"
+    try:
+        order = list(_tb_fallback_rank())  # noqa: F821 - written by the template
+        if candidates and not order:
+            raise ValueError("it gave no destination")
+        for d in order:
+            if not isinstance(getattr(d, "id", None), str):
+                raise ValueError(f"it gave a {type(d).__name__}, not a destination")
+        return order, "the fallback order"
+    except Exception as exc:
+        _tb_warn(
+            "tpv-broker rank: tool %s: the fallback rank expression failed, TPV's own order %s "
+            "used instead: %s: %s",
+            tool_id,
+            _tb_ids(tpv_order),
+            type(exc).__name__,
+            _tb_one_line(exc),
+        )
+        return tpv_order, "TPV's own order"
+
+
+def _tb_ask_broker(candidates: list[Any], tpv_order: list[Any], fallback: list[Any]) -> list[str]:
+    """The broker's order of the candidates' ids (its first choice first); raises on any
+    problem, for the caller to log once."""
+    destinations: list[dict[str, Any]] = []
+    for d in candidates:
+        ctx = d.context or {}
+        context = {k: ctx[k] for k in _tb_context_keys if k in ctx}
+        destinations.append({"id": d.id, "context": context})
+    job_id = getattr(job, "id", None)  # noqa: F821 - TPV's rank context
+    known = {d.id for d in candidates}
+    request: dict[str, Any] = {
+        "destinations": destinations,
+        "datasets": helpers.get_dataset_attributes(job.input_datasets),  # noqa: F821
+        "job_info": {
+            "tool_id": _tb_tool_id,
+            "mem": _tb_number("mem"),
+            "cores": _tb_count("cores"),
+            "gpus": _tb_count("gpus"),
+        },
+        "preference": _tb_ids(tpv_order),
+        # Galaxy's job id: the same for every attempt of a resubmitted job (TPV ranks each anew).
+        "job_id": None if job_id is None else int(job_id),
+        "mode": _tb_mode,
+        # Where the job goes when the broker's choice is not used (first = used in shadow mode).
+        "fallback_order": [i for i in dict.fromkeys(_tb_ids(fallback)) if i in known],
+    }
+    if _tb_objectstores:
+        request["objectstores"] = _tb_objectstores
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if _tb_token:
+        headers["Authorization"] = "Bearer " + _tb_token
+    status, body = _tb_post(
+        _tb_url, json.dumps(request, default=str).encode(), headers, _tb_timeout_s
+    )
+    if status != 200:
+        raise ValueError(f"HTTP {status}: {body[:200].decode('utf-8', 'replace')}")
+    try:
+        answer = json.loads(body)
+    except ValueError as bad:
+        raise ValueError(f"malformed answer: not JSON ({bad})") from None
+    ids = answer.get("sorted_destinations") if isinstance(answer, dict) else None
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise ValueError("malformed answer: sorted_destinations is not a list of ids")
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise ValueError(f"answer names destinations that are not candidates: {unknown[:5]}")
+    return list(dict.fromkeys(ids))
+
+
 _tb_candidates = list(candidate_destinations)  # noqa: F821 - TPV's rank context
+_tb_tool_id = getattr(tool, "id", None)  # noqa: F821 - TPV's rank context
 try:
     # TPV's own order: its default ranker (tag score, best first; a stable sort keeps the
-    # config order among equals). This is the answer whenever the broker cannot help.
+    # config order among equals). The fallback when no rank expression is set, and the
+    # `preference` the broker prices.
     _tb_tpv_order = sorted(_tb_candidates, key=lambda d: d.score(entity), reverse=True)  # noqa: F821
 except Exception:
     _tb_tpv_order = list(_tb_candidates)
-_tb_result = _tb_tpv_order
-_tb_tool_id = None
-if len(_tb_candidates) > 1:
+# Computed before the call, in every mode: it is the answer whenever the broker's is not used.
+_tb_fallback, _tb_fallback_name = _tb_fallback_order(_tb_candidates, _tb_tpv_order, _tb_tool_id)
+_tb_result = _tb_fallback
+if _tb_mode not in ("enforce", "shadow", "off"):
+    _tb_warn("tpv-broker rank: unknown mode %r: the broker is not asked", _tb_mode)
+elif _tb_mode != "off" and len(_tb_candidates) > 1:
     try:
-        _tb_tool_id = getattr(tool, "id", None)  # noqa: F821 - TPV's rank context
-        _tb_destinations: list[dict[str, Any]] = []
-        for _tb_d in _tb_candidates:
-            _tb_ctx = _tb_d.context or {}
-            _tb_destinations.append(
-                {
-                    "id": _tb_d.id,
-                    "context": {k: _tb_ctx[k] for k in _tb_context_keys if k in _tb_ctx},
-                }
-            )
-        _tb_request: dict[str, Any] = {
-            "destinations": _tb_destinations,
-            "datasets": helpers.get_dataset_attributes(job.input_datasets),  # noqa: F821
-            "job_info": {
-                "tool_id": _tb_tool_id,
-                "mem": _tb_number("mem"),
-                "cores": _tb_count("cores"),
-                "gpus": _tb_count("gpus"),
-            },
-            "preference": [d.id for d in _tb_tpv_order],
-        }
-        if _tb_objectstores:
-            _tb_request["objectstores"] = _tb_objectstores
-        _tb_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if _tb_token:
-            _tb_headers["Authorization"] = "Bearer " + _tb_token
-        _tb_status, _tb_body = _tb_post(
-            _tb_url, json.dumps(_tb_request, default=str).encode(), _tb_headers, _tb_timeout_s
-        )
-        if _tb_status != 200:
-            raise ValueError(f"HTTP {_tb_status}: {_tb_body[:200].decode('utf-8', 'replace')}")
-        try:
-            _tb_answer = json.loads(_tb_body)
-        except ValueError as _tb_bad:
-            raise ValueError(f"malformed answer: not JSON ({_tb_bad})") from None
-        _tb_ids = _tb_answer.get("sorted_destinations") if isinstance(_tb_answer, dict) else None
-        if not isinstance(_tb_ids, list) or not all(isinstance(i, str) for i in _tb_ids):
-            raise ValueError("malformed answer: sorted_destinations is not a list of ids")
-        _tb_by_id = {d.id: d for d in _tb_candidates}
-        _tb_unknown = [i for i in _tb_ids if i not in _tb_by_id]
-        if _tb_unknown:
-            raise ValueError(
-                f"answer names destinations that are not candidates: {_tb_unknown[:5]}"
-            )
-        _tb_ranked = list(dict.fromkeys(_tb_ids))
-        _tb_missing = [d for d in _tb_tpv_order if d.id not in _tb_ranked]
-        # Candidates the broker left out keep TPV's order, after the ones it ranked.
-        _tb_result = [_tb_by_id[i] for i in _tb_ranked] + _tb_missing
-        if _tb_missing:
-            _tb_log.warning(
-                "tpv-broker rank: tool %s: broker left out %s; kept at the end in TPV's order",
+        _tb_ranked = _tb_ask_broker(_tb_candidates, _tb_tpv_order, _tb_fallback)
+        if _tb_mode == "shadow":
+            _tb_log.debug(
+                "tpv-broker rank: tool %s: shadow: routed by the fallback to %s, broker: %s",
                 _tb_tool_id,
-                [d.id for d in _tb_missing],
+                _tb_fallback[0].id if _tb_fallback else None,
+                _tb_ranked,
             )
         else:
-            _tb_log.debug("tpv-broker rank: tool %s: %s", _tb_tool_id, _tb_ranked)
+            _tb_by_id = {d.id: d for d in _tb_candidates}
+            # Candidates the broker left out follow in the fallback's order, then TPV's.
+            _tb_missing = [
+                _tb_by_id[i]
+                for i in dict.fromkeys(_tb_ids(_tb_fallback) + _tb_ids(_tb_tpv_order))
+                if i in _tb_by_id and i not in _tb_ranked
+            ]
+            _tb_result = [_tb_by_id[i] for i in _tb_ranked] + _tb_missing
+            if _tb_missing:
+                _tb_warn(
+                    "tpv-broker rank: tool %s: broker left out %s; kept at the end in %s",
+                    _tb_tool_id,
+                    _tb_ids(_tb_missing),
+                    _tb_fallback_name,
+                )
+            else:
+                _tb_log.debug("tpv-broker rank: tool %s: %s", _tb_tool_id, _tb_ranked)
     except Exception as _tb_exc:
-        _tb_result = _tb_tpv_order
-        # Not even a broken logging setup may stop the job from being routed.
-        with contextlib.suppress(Exception):
-            _tb_log.warning(
-                "tpv-broker rank: tool %s: using TPV's own order %s: %s: %s",
-                _tb_tool_id,
-                [d.id for d in _tb_tpv_order],
-                type(_tb_exc).__name__,
-                _tb_one_line(_tb_exc),
-            )
+        _tb_warn(
+            "tpv-broker rank: tool %s: %s %s %s: %s: %s",
+            _tb_tool_id,
+            "shadow, broker not heard, routed by" if _tb_mode == "shadow" else "using",
+            _tb_fallback_name,
+            _tb_ids(_tb_fallback),
+            type(_tb_exc).__name__,
+            _tb_one_line(_tb_exc),
+        )
 _tb_result  # noqa: B018 - TPV takes the value of the last expression as the order
