@@ -15,8 +15,11 @@ from starlette.status import WS_1008_POLICY_VIOLATION
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
-# Liveness for load balancers and systemd checks; the API description, which holds no data.
-OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Liveness for load balancers and systemd checks; the version and the API description, which
+# hold no data.
+OPEN_PATHS = frozenset(
+    {"/health", "/version", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
 
 
 def bearer_token(scope: Scope) -> bytes:
