@@ -5,13 +5,15 @@ memory only and never waits on Redis, as with one process. The processes mirror 
 through one Redis stream:
 
 - a decision is added to memory at once and queued for a writer thread, which appends what has
-  queued up (one pipelined round trip per batch) to the stream;
+  queued up within `LINGER_S` (one pipelined round trip per batch) to the stream;
 - a reader thread blocks on the stream (`XREAD BLOCK`) and adds the other processes' decisions
-  to memory as they arrive, about a millisecond after they were taken; a process that starts
+  to memory as they arrive, a few milliseconds after they were taken; a process that starts
   first reads what is still within the ledger's horizon.
 
 So herding protection holds across processes, except for two decisions taken in different
-processes within that millisecond. When Redis cannot be reached, requests do not notice: each
+processes within those few milliseconds (reading Redis on every request instead would close
+that gap at the price of a round trip on the request path, and of requests that wait on
+Redis when it is slow). When Redis cannot be reached, requests do not notice: each
 process goes on counting its own decisions (and what it had received), `/health` says
 degraded, both threads retry every `ledger.retry_s`, and the decisions taken meanwhile are sent
 when Redis is back (bounded; expired ones are dropped).
@@ -42,6 +44,9 @@ STREAM_MAXLEN = 200_000  # entries Redis keeps (approximately): beyond, the olde
 MAX_PENDING = 50_000  # decisions kept for a Redis that is away; beyond, the oldest are dropped
 BATCH = 1000  # entries per pipelined write, and per read
 BLOCK_MS = 1000  # how long one XREAD waits for news before it asks again
+# The writer waits this long after a decision for more to send in the same round trip: under
+# load one write per few ms instead of one per request (the GIL is the request path's too).
+LINGER_S = 0.002
 _STOP = object()
 
 
@@ -68,6 +73,7 @@ class SharedLedger(RoutedLedger):
         self.shown_url = redact_redis_url(settings.redis_url)
         self.stream = f"{settings.key_prefix}routed"
         self.process_id = uuid.uuid4().hex[:16]
+        self._own = self.process_id.encode()
         self._outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending: deque[list[Any]] = deque(maxlen=MAX_PENDING)
         self._stopping = threading.Event()
@@ -98,7 +104,7 @@ class SharedLedger(RoutedLedger):
     ) -> None:
         visible_at = now_s + staging_s + self.grace_s
         self.push(site, visible_at, cores, mem_mb, gpus)
-        self._outbox.put([self.process_id, site, visible_at, cores, mem_mb, gpus])
+        self._outbox.put([site, visible_at, cores, mem_mb, gpus])
 
     # -- lifecycle and state ------------------------------------------------------------------
 
@@ -161,6 +167,7 @@ class SharedLedger(RoutedLedger):
             stop = item is _STOP
             if item is not None and not stop:
                 self._pending.append(item)
+                self._stopping.wait(LINGER_S)  # let the decisions of a burst join this one
             while len(self._pending) < MAX_PENDING:  # everything else already queued
                 try:
                     more = self._outbox.get_nowait()
@@ -181,7 +188,7 @@ class SharedLedger(RoutedLedger):
 
     def _flush(self) -> None:
         horizon = time.time() - self.horizon_s
-        while self._pending and self._pending[0][2] <= horizon:
+        while self._pending and self._pending[0][1] <= horizon:
             self._pending.popleft()  # shown by the metrics by now: nobody needs it
         while self._pending:
             batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
@@ -190,7 +197,7 @@ class SharedLedger(RoutedLedger):
                 for entry in batch:
                     pipe.xadd(
                         self.stream,
-                        {"e": json.dumps(entry)},
+                        {"p": self.process_id, "e": json.dumps(entry)},
                         maxlen=STREAM_MAXLEN,
                         approximate=True,
                     )
@@ -223,10 +230,10 @@ class SharedLedger(RoutedLedger):
                     self._receive(fields)
 
     def _receive(self, fields: dict[bytes, bytes]) -> None:
+        if fields.get(b"p") == self._own:
+            return  # in memory since the request that decided it
         try:
-            process, site, visible_at, cores, mem_mb, gpus = json.loads(fields[b"e"])
-            if process == self.process_id:
-                return  # in memory since the request that decided it
+            site, visible_at, cores, mem_mb, gpus = json.loads(fields[b"e"])
             self.push(str(site), float(visible_at), float(cores), float(mem_mb), float(gpus))
             self._received += 1
         except (KeyError, TypeError, ValueError) as exc:

@@ -112,7 +112,8 @@ class Broker:
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, timeout_s: float = 120) -> None:
+        """Start and wait for /health (generous: a loaded machine imports slowly)."""
         log = open(self.directory / "broker.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
             [*BROKER_CLI, "serve", "--config", str(self.config), "--port", str(self.port)],
@@ -120,7 +121,7 @@ class Broker:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"broker exited: {(self.directory / 'broker.log').read_text()}")
@@ -129,7 +130,7 @@ class Broker:
                 return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.1)
-        raise RuntimeError("broker did not answer /health within 30 s")
+        raise RuntimeError(f"broker did not answer /health within {timeout_s:g} s")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
