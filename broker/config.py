@@ -257,7 +257,7 @@ class LimitsSettings(_Section):
 
 
 class LedgerSettings(_Section):
-    """Where the in-flight ledger lives (see docs/operations.md, "Several broker processes").
+    """Where the in-flight ledger lives (see docs/deployment.md, "Several broker processes").
     Without a Redis URL each process keeps its own, which is right for one process."""
 
     redis_url: str | None = Field(

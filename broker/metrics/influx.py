@@ -1,6 +1,6 @@
 """Read the metric contract from InfluxDB with InfluxQL over its v1 HTTP API `/query`.
 
-InfluxDB 1.x serves it natively, 2.x and 3.x as their v1-compatible API (docs/operations.md,
+InfluxDB 1.x serves it natively, 2.x and 3.x as their v1-compatible API (docs/deployment.md,
 "InfluxDB versions"): the same GET with `db`, `q` and `epoch`, authenticated by a token
 (`Authorization: Token ...`, 2.x/3.x) or a user and password (basic auth). The 2.x client
 cannot talk to 1.x servers, and `/query` is plain HTTP + JSON, so httpx is all that is needed.
