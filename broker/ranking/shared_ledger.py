@@ -5,13 +5,14 @@ memory only and never waits on Redis, as with one process. The processes mirror 
 through one Redis stream:
 
 - a decision is added to memory at once and queued for a writer thread, which appends what has
-  queued up within `LINGER_S` (one pipelined round trip per batch) to the stream;
-- a reader thread blocks on the stream (`XREAD BLOCK`) and adds the other processes' decisions
-  to memory as they arrive, a few milliseconds after they were taken; a process that starts
+  queued up within `LINGER_S` to the stream as one entry (one round trip per batch);
+- a reader thread blocks on the stream (`XREAD BLOCK`, in bulk at most every
+  `READ_INTERVAL_S`) and adds the other processes' decisions to memory as they arrive, within
+  about 20 ms after they were taken; a process that starts
   first reads what is still within the ledger's horizon.
 
 So herding protection holds across processes, except for two decisions taken in different
-processes within those few milliseconds (reading Redis on every request instead would close
+processes within those milliseconds (reading Redis on every request instead would close
 that gap at the price of a round trip on the request path, and of requests that wait on
 Redis when it is slow). When Redis cannot be reached, requests do not notice: each
 process goes on counting its own decisions (and what it had received), `/health` says
@@ -40,13 +41,18 @@ from broker.ranking.routed import RoutedLedger
 
 log = logging.getLogger(__name__)
 
-STREAM_MAXLEN = 200_000  # entries Redis keeps (approximately): beyond, the oldest are trimmed
+STREAM_MAXLEN = 100_000  # batches Redis keeps (approximately): beyond, the oldest are trimmed
 MAX_PENDING = 50_000  # decisions kept for a Redis that is away; beyond, the oldest are dropped
-BATCH = 1000  # entries per pipelined write, and per read
+BATCH = 1000  # decisions per stream entry, and stream entries per read
 BLOCK_MS = 1000  # how long one XREAD waits for news before it asks again
-# The writer waits this long after a decision for more to send in the same round trip: under
-# load one write per few ms instead of one per request (the GIL is the request path's too).
-LINGER_S = 0.002
+# The writer waits this long after a decision for more to send in the same stream entry: under
+# load one small write per few ms instead of one per request (the GIL is the request path's
+# too), and the other processes decode one entry per batch.
+LINGER_S = 0.01
+# After the reader got news it waits this long before it asks again, so a busy stream is read
+# in bulk, at most every few ms, and the other processes' decisions arrive within about
+# LINGER_S + READ_INTERVAL_S + one round trip.
+READ_INTERVAL_S = 0.01
 _STOP = object()
 
 
@@ -190,24 +196,24 @@ class SharedLedger(RoutedLedger):
         horizon = time.time() - self.horizon_s
         while self._pending and self._pending[0][1] <= horizon:
             self._pending.popleft()  # shown by the metrics by now: nobody needs it
-        while self._pending:
-            batch = [self._pending[i] for i in range(min(BATCH, len(self._pending)))]
-            try:
-                pipe = self._writer_client.pipeline(transaction=False)
-                for entry in batch:
-                    pipe.xadd(
-                        self.stream,
-                        {"p": self.process_id, "e": json.dumps(entry)},
-                        maxlen=STREAM_MAXLEN,
-                        approximate=True,
-                    )
-                pipe.execute()
-            except (redis.RedisError, OSError) as exc:
-                self._failed("writer", exc)
-                return
-            for _ in batch:
-                self._pending.popleft()
-            self._recovered("writer")
+        if not self._pending:
+            return
+        batches = [list(self._pending)[i : i + BATCH] for i in range(0, len(self._pending), BATCH)]
+        try:
+            pipe = self._writer_client.pipeline(transaction=False)
+            for batch in batches:  # one stream entry per batch of decisions
+                pipe.xadd(
+                    self.stream,
+                    {"p": self.process_id, "e": json.dumps(batch)},
+                    maxlen=STREAM_MAXLEN,
+                    approximate=True,
+                )
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            self._failed("writer", exc)
+            return
+        self._pending.clear()
+        self._recovered("writer")
 
     # -- reader: the other processes' decisions -> memory -------------------------------------
 
@@ -216,6 +222,9 @@ class SharedLedger(RoutedLedger):
         last_id = f"{int((time.time() - self.horizon_s) * 1000)}-0"
         while not self._stopping.is_set():
             try:
+                if self._errors["reader"] is not None:  # (re)connecting: say so at once
+                    self._reader_client.ping()
+                    self._recovered("reader")
                 answer: Any = self._reader_client.xread(
                     {self.stream: last_id}, count=BATCH, block=BLOCK_MS
                 )
@@ -228,13 +237,16 @@ class SharedLedger(RoutedLedger):
                 for entry_id, fields in entries:
                     last_id = entry_id
                     self._receive(fields)
+            if answer:
+                self._stopping.wait(READ_INTERVAL_S)
 
     def _receive(self, fields: dict[bytes, bytes]) -> None:
         if fields.get(b"p") == self._own:
-            return  # in memory since the request that decided it
+            return  # in memory since the requests that decided them
         try:
-            site, visible_at, cores, mem_mb, gpus = json.loads(fields[b"e"])
-            self.push(str(site), float(visible_at), float(cores), float(mem_mb), float(gpus))
-            self._received += 1
+            batch = json.loads(fields[b"e"])
+            for site, visible_at, cores, mem_mb, gpus in batch:
+                self.push(str(site), float(visible_at), float(cores), float(mem_mb), float(gpus))
+                self._received += 1
         except (KeyError, TypeError, ValueError) as exc:
             log.warning("ledger: ignoring a malformed entry in %s: %r", self.stream, exc)

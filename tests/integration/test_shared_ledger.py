@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from broker.config import LedgerSettings
+from broker.ranking.shared_ledger import SharedLedger
 from tests.support.live_broker import SITES, Broker, http_json, snapshot_lines
 from tests.support.redis_server import RedisServer, key_prefix, machine_redis
 
@@ -117,3 +119,30 @@ def test_redis_stopped_mid_test_answers_stay_200_and_health_says_degraded(tmp_pa
         for broker in pair:
             broker.stop()
         server.stop()
+
+
+def test_two_ledgers_in_one_process_see_each_others_jobs_once_and_skip_malformed_entries():
+    client = machine_redis()
+    if client is None:
+        pytest.skip("Redis is not running on 127.0.0.1:6379")
+    with key_prefix(client) as prefix:
+        settings = LedgerSettings(redis_url="redis://127.0.0.1:6379/0", key_prefix=prefix)
+        a, b = (SharedLedger(60, 300, settings) for _ in range(2))
+        a.start()
+        b.start()
+        try:
+            now = time.time()
+            a.add("freiburg", now, 10.0, cores=8, mem_mb=16384, gpus=0)
+            b.add("bari", now, 0.0, cores=2, mem_mb=1024, gpus=1)
+            client.xadd(f"{prefix}routed", {"p": "other", "e": "not json"})
+            assert wait_for(lambda: a.jobs(now) == 2 and b.jobs(now) == 2)
+            seen = b.in_flight("freiburg", reported_at_s=now - 1, now_s=now)
+            assert (seen.jobs, seen.cores, seen.mem_mb) == (1, 8, 16384)
+            # a point collected after the job should have reached its queue: forgotten
+            assert b.in_flight("freiburg", reported_at_s=now + 71, now_s=now + 71).jobs == 0
+            assert a.in_flight("bari", reported_at_s=now - 1, now_s=now).gpus == 1
+            assert (a.describe(now)["received"], b.describe(now)["received"]) == (1, 1)
+            assert a.error is None and b.error is None
+        finally:
+            a.stop()
+            b.stop()
