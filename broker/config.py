@@ -413,7 +413,9 @@ def load_settings(
         from_env = [e for e in exc.errors() if _env_key(e["loc"], origin)]
         if from_env:  # the file may be fine: name the variable that is not
             problems = "; ".join(
-                f"environment variable {_env_key(e['loc'], origin)}: {e['msg']}" for e in from_env
+                f"environment variable {_env_key(e['loc'], origin)} "
+                f"({'.'.join(str(p) for p in e['loc'])}): {e['msg']}"
+                for e in from_env
             )
             raise ConfigError(f"invalid setting from the environment: {problems}") from exc
         problems = "; ".join(
