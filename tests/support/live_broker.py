@@ -130,6 +130,7 @@ class Broker:
                 return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.1)
+        self.stop()  # not left running behind a failed test
         raise RuntimeError(f"broker did not answer /health within {timeout_s:g} s")
 
     def stop(self) -> None:
