@@ -12,9 +12,13 @@ after the other:
   across the sites at the start (each staging a day of data, so none expires during the run;
   every request adds one more), and 50 candidate destinations. `in_flight` is what the ledger
   holds when the run ends.
+- `production_redis`: the same with the ledger shared through Redis (`ledger.redis_url`, a
+  `redis-server` started here on a free port): every decision is also appended to the Redis
+  stream by the ledger's writer thread while its reader follows the stream.
 
 Printed side by side; JSON on the last line, each ratio against the ceiling of its own server.
-Target, for both: p99 under 10 ms and at least 60% of the ceiling's throughput.
+Target, for the first two: p99 under 10 ms and at least 60% of the ceiling's throughput; for
+`production_redis`: p99 under 10 ms.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from broker.config import DEFAULT_CONFIG, load_settings
 from broker.demo import ServerError, serving
 from metric_contract.lineprotocol import format_point, parse_lines
 from tests.support.influxdb import InfluxServer
+from tests.support.redis_server import RedisServer
 
 DURATION_S = int(os.environ.get("BENCH_SECONDS", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "4"))
@@ -77,20 +82,24 @@ def make_app():
 
 
 def write_config(
-    workdir: Path, destinations: int, influx_url: str | None = None
+    workdir: Path, destinations: int, influx_url: str | None = None, redis_url: str | None = None
 ) -> tuple[Path, dict]:
     """The demo network grown to `destinations` (extra queues on the same pools); with
-    `influx_url`, read from that InfluxDB instead of the snapshot."""
+    `influx_url`, read from that InfluxDB instead of the snapshot; with `redis_url`, the
+    ledger shared through that Redis."""
     config = yaml.safe_load(DEFAULT_CONFIG.read_text())
     config["metrics"]["snapshot"] = str(DEFAULT_CONFIG.parent / config["metrics"]["snapshot"])
     if influx_url:
         config["metrics"]["source"] = "influxdb"
         config["metrics"]["influxdb"] = {"url": influx_url, "database": "galaxy"}
+    if redis_url:
+        config["ledger"] = {"redis_url": redis_url, "key_prefix": "tpv_broker_bench:"}
     base = list(config["destinations"].items())
     for i in range(destinations - len(base)):
         dest_id, conf = base[i % len(base)]
         config["destinations"][f"{dest_id}_extra{i}"] = dict(conf)
-    path = workdir / f"broker-{'influxdb' if influx_url else 'snapshot'}.yml"
+    name = ("influxdb" if influx_url else "snapshot") + ("-redis" if redis_url else "")
+    path = workdir / f"broker-{name}.yml"
     path.write_text(yaml.safe_dump(config))
     rng = random.Random(1)
     stores = list(config["objectstores"])
@@ -164,7 +173,7 @@ def measure(config: Path, body: dict, workdir: Path, production: bool) -> dict:
         return ["uvicorn", "--factory", "benchmarks.latency:make_app", "--port", str(port),
                 "--log-level", "warning", "--no-access-log"]  # fmt: skip
 
-    with serving(command, env) as (base, health):
+    with serving(command, env, timeout_s=120) as (base, health):  # a loaded machine starts slowly
         if production and health["metrics"]["sites"] == 0:
             raise SystemExit(f"benchmark: the broker read no sites from InfluxDB: {health}")
         answer = httpx.post(f"{base}/process_data?explain=true", json=body, timeout=5).json()
@@ -189,18 +198,25 @@ def main() -> int:
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="tpv-broker-bench-"))
     influx = fill_influxdb(workdir)
+    redis_server = RedisServer(workdir / "redis")
     try:
+        redis_server.start()
         snapshot_config, body = write_config(workdir, DESTINATIONS)
         production_config, production_body = write_config(
             workdir, PRODUCTION_DESTINATIONS, influx.url
         )
+        redis_config, _ = write_config(
+            workdir, PRODUCTION_DESTINATIONS, influx.url, redis_server.url
+        )
         snap = measure(snapshot_config, body, workdir, production=False)
         prod = measure(production_config, production_body, workdir, production=True)
+        shared = measure(redis_config, production_body, workdir, production=True)
     except ServerError as exc:
         print(f"benchmark: the broker did not start:\n{exc}", file=sys.stderr)
         return 1
     finally:
         influx.stop()
+        redis_server.stop()
     results = {
         "broker": snap["broker"],
         "ceiling": snap["ceiling"],
@@ -208,6 +224,8 @@ def main() -> int:
         "production": {**prod["broker"], "in_flight": prod["in_flight"]},
         "production_ceiling": prod["ceiling"],
         "production_ratio": round(prod["broker"]["rps"] / prod["ceiling"]["rps"], 3),
+        "production_redis": shared["broker"],
+        "production_redis_ceiling": shared["ceiling"],
     }
     print(f"{CONNECTIONS} connections, {DURATION_S} s per run, one uvicorn worker, {DATASETS} "
           f"datasets; broker: snapshot, {DESTINATIONS} destinations ({snap['fresh']} fresh); "
@@ -216,16 +234,22 @@ def main() -> int:
     print(f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     rows = (("broker", results["broker"]), ("ceiling", results["ceiling"]),
             ("production", results["production"]),
-            ("ceiling (production)", results["production_ceiling"]))  # fmt: skip
+            ("ceiling (production)", results["production_ceiling"]),
+            ("production_redis", results["production_redis"]),
+            ("ceiling (prod. redis)", results["production_redis_ceiling"]))  # fmt: skip
     for name, r in rows:
         print(f"{name:<22} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
-    print(f"in flight at the end of the production run: {results['production']['in_flight']}")
+    print(f"in flight at the end of the production run: {results['production']['in_flight']}, "
+          f"of the production_redis run: {shared['in_flight']}")  # fmt: skip
     judged = (("broker", "throughput_ratio"), ("production", "production_ratio"))
     for name, ratio in judged:
         figures = results[name]
         ok = figures["p99_ms"] < 10 and results[ratio] >= 0.6
         print(f"{name} target (p99 < 10 ms, >= 60% of ceiling, {results[ratio]:.3f}): "
               f"{'met' if ok else 'NOT met'}")  # fmt: skip
+    redis_p99 = results["production_redis"]["p99_ms"]
+    print(f"production_redis target (p99 < 10 ms, {redis_p99:.2f} ms): "
+          f"{'met' if redis_p99 < 10 else 'NOT met'}")  # fmt: skip
     print(json.dumps(results))
     return 0
 

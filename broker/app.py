@@ -24,9 +24,18 @@ from broker.metrics.snapshot import SnapshotSource
 from broker.ranking import routes as ranking_routes
 from broker.ranking.derived import DerivedView, derive
 from broker.ranking.routed import RoutedLedger
+from broker.ranking.shared_ledger import SharedLedger
 from broker.reprioritize.routes import router as reprioritize_router
 
 log = logging.getLogger(__name__)
+
+
+def configure_logging(settings: Settings) -> None:
+    """The broker's log format at `server.log_level` (no-op when logging is already set up)."""
+    logging.basicConfig(
+        level=settings.server.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 def build_cache(settings: Settings) -> MetricsCache[DerivedView]:
@@ -43,6 +52,26 @@ def build_cache(settings: Settings) -> MetricsCache[DerivedView]:
     return MetricsCache(source, lambda view: derive(view, settings), m.influxdb.refresh_s, deadline)
 
 
+def build_ledger(settings: Settings) -> RoutedLedger | None:
+    """What was just routed and is not yet in the metrics: shared through Redis when
+    `ledger.redis_url` is set, else this process's own. None for a snapshot: a frozen moment in
+    which nothing is ever routed."""
+    if settings.metrics.source != "influxdb":
+        if settings.ledger.redis_url:
+            log.warning("ledger.redis_url is not used: the snapshot source keeps no ledger")
+        return None
+    grace, horizon = settings.ranking.routed_grace_s, settings.metrics.staleness_s
+    if settings.ledger.redis_url:
+        return SharedLedger(grace, horizon, settings.ledger)
+    if settings.server.workers > 1:
+        log.warning(
+            "server.workers is %d but ledger.redis_url is not set: each worker counts only its "
+            "own routed jobs, so bursts can herd; set ledger.redis_url",
+            settings.server.workers,
+        )
+    return RoutedLedger(grace, horizon)
+
+
 def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = None) -> FastAPI:
     """Build the app. The metric cache starts refreshing when the app starts serving."""
     cache = cache or build_cache(settings)
@@ -51,6 +80,8 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
     async def lifespan(app: FastAPI):
         started = time.monotonic()
         cache.start()
+        if ledger is not None:
+            ledger.start()
         log.info(
             "broker %s ready: source=%s, %d configured destinations (%.2f s)",
             __version__,
@@ -65,6 +96,8 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
             )
         yield
         cache.stop()
+        if ledger is not None:
+            ledger.stop()
 
     # No trailing-slash redirects: Starlette builds their Location from the request's Host
     # header, which a client chooses. `/health/` is a 404 like any unknown path.
@@ -74,12 +107,8 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
     app.state.settings = settings
     app.state.cache = cache
     # Live metrics lag the decisions: remember what was routed until the site reports it.
-    # A snapshot is a frozen moment in which nothing is ever routed.
-    app.state.routed = (
-        RoutedLedger(settings.ranking.routed_grace_s, settings.metrics.staleness_s)
-        if settings.metrics.source == "influxdb"
-        else None
-    )
+    ledger = build_ledger(settings)
+    app.state.routed = ledger
     # ARBO reads a site's current load through this hook (None: unknown or stale).
     app.state.site_load = lambda site: site_free_fraction(settings, cache.current.view, site)
     install_error_handlers(app)
@@ -93,6 +122,11 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
     )
     ranking_routes.install(app)
     app.include_router(metrics_router)
+
+    @app.get("/version", summary="The broker's version")
+    async def version() -> dict[str, str]:
+        return {"version": __version__}
+
     app.include_router(arbo_router)
     app.include_router(reprioritize_router)
 

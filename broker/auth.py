@@ -19,8 +19,11 @@ from starlette.status import WS_1008_POLICY_VIOLATION
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocketClose
 
-# Liveness for load balancers and systemd checks; the API description, which holds no data.
-OPEN_PATHS = frozenset({"/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+# Liveness for load balancers and systemd checks; the version and the API description, which
+# hold no data.
+OPEN_PATHS = frozenset(
+    {"/health", "/version", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
 CALLER = "galaxy_server"  # key in the ASGI scope's "state": the name of the caller's token
 
 

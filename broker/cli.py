@@ -4,13 +4,13 @@ simulate, evaluate the success model, or report on the decision log."""
 from __future__ import annotations
 
 import argparse
-import logging
+import os
 import sys
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from broker.config import ConfigError, Settings, load_settings
+from broker.config import CONFIG_ENV, ConfigError, Settings, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -20,25 +20,28 @@ def _settings(args: argparse.Namespace) -> Settings:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from broker.app import create_app
+    from broker.app import configure_logging, create_app
 
     settings = _settings(args)
-    host = args.host or settings.server.host
-    port = args.port or settings.server.port
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_level=settings.server.log_level,
-        access_log=args.access_log,
-        limit_concurrency=settings.server.limit_concurrency,
-        timeout_keep_alive=settings.server.timeout_keep_alive_s,
-        backlog=settings.server.backlog,
-    )
+    server = settings.server
+    configure_logging(settings)
+    options = {
+        "host": args.host or server.host,
+        "port": args.port or server.port,
+        "log_level": server.log_level,
+        "access_log": args.access_log,
+        "limit_concurrency": server.limit_concurrency,
+        "timeout_keep_alive": server.timeout_keep_alive_s,
+        "backlog": server.backlog,
+        "root_path": server.root_path,
+    }
+    if server.workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    # Several processes: each worker imports broker.asgi, which reads the same file and the
+    # same TPV_BROKER_* overrides from the environment it inherits.
+    os.environ[CONFIG_ENV] = str(settings.source_file)
+    uvicorn.run("broker.asgi:app", workers=server.workers, **options)
     return 0
 
 

@@ -10,18 +10,31 @@ together. No other module reads the environment.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from metric_contract.measurements import SERIES_TAGS
 
 ENV_PREFIX = "TPV_BROKER_"
 CONFIG_ENV = "TPV_BROKER_CONFIG"
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_CONFIG = DATA_DIR / "demo-network.yml"
+
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -35,8 +48,15 @@ class _Section(BaseModel):
 class InfluxSettings(_Section):
     url: str = "http://127.0.0.1:8086"
     database: str = "galaxy"
-    username: str | None = None
+    username: str | None = Field(
+        default=None, description="1.x user (2.x: a v1 authorization; 3.x: ignored, any name)"
+    )
     password: str | None = Field(default=None, repr=False)
+    token: str | None = Field(
+        default=None,
+        repr=False,
+        description="API token (InfluxDB 2.x/3.x), sent as `Authorization: Token ...`",
+    )
     timeout_s: float = Field(
         default=2.0, gt=0, description="deadline of one whole refresh exchange with InfluxDB"
     )
@@ -49,11 +69,45 @@ class InfluxSettings(_Section):
         gt=0,
         description="per-attempt outcomes (job_attempt_outcome) counted over this window",
     )
+    lookbacks_s: dict[str, float] = Field(
+        default_factory=dict,
+        description="measurement -> its own lookback, instead of lookback_s (InfluxDB 3 refuses "
+        "queries that span too many files: look back no further than a measurement needs)",
+    )
+
+    @field_validator("lookbacks_s")
+    @classmethod
+    def _known_measurements(cls, lookbacks: dict[str, float]) -> dict[str, float]:
+        for name, seconds in lookbacks.items():
+            if name not in SERIES_TAGS:
+                known = ", ".join(sorted(SERIES_TAGS))
+                raise ValueError(f"unknown measurement {name!r} (known: {known})")
+            if not seconds > 0:
+                raise ValueError(f"{name}: a lookback must be more than 0 s")
+        return lookbacks
+
+    @model_validator(mode="after")
+    def _one_kind_of_credentials(self) -> InfluxSettings:
+        if self.token and (self.username or self.password):
+            raise ValueError("set either token or username/password, not both")
+        return self
 
 
 class MetricsSettings(_Section):
-    source: Literal["snapshot", "influxdb"] = "snapshot"
+    source: Literal["snapshot", "influxdb"] = Field(
+        default="influxdb",
+        description="influxdb unless a snapshot file is given: a production config names its "
+        "InfluxDB, a demo its snapshot",
+    )
     snapshot: Path | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_from_snapshot(cls, data: Any) -> Any:
+        if isinstance(data, Mapping) and data.get("source") is None:
+            return {**data, "source": "snapshot" if data.get("snapshot") else "influxdb"}
+        return data
+
     staleness_s: float = Field(
         default=300,
         gt=0,
@@ -166,6 +220,26 @@ class ServerSettings(_Section):
         default=5, ge=1, description="idle keep-alive connections are closed after this (whole s)"
     )
     backlog: int = Field(default=2048, ge=1, description="pending connections the OS queues")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="uvicorn worker processes; with more than one, set ledger.redis_url so they "
+        "share what was just routed",
+    )
+    root_path: str = Field(
+        default="",
+        description="the path prefix a reverse proxy serves the broker under (e.g. /tpv-broker), "
+        "with the prefix stripped before it forwards; uvicorn's root_path",
+    )
+
+    @field_validator("root_path")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if value and not value.startswith("/"):
+            raise ValueError("must start with / (e.g. /tpv-broker), or be empty")
+        return value
 
 
 class LimitsSettings(_Section):
@@ -202,6 +276,27 @@ class LimitsSettings(_Section):
     )
 
 
+class LedgerSettings(_Section):
+    """Where the in-flight ledger lives (see docs/deployment.md, "Several broker processes").
+    Without a Redis URL each process keeps its own, which is right for one process."""
+
+    redis_url: str | None = Field(
+        default=None,
+        repr=False,
+        description="redis://[:password@]host:port/db shared by every broker process; "
+        "none: in-process",
+    )
+    key_prefix: str = Field(
+        default="tpv_broker:", min_length=1, description="prefix of every key the ledger writes"
+    )
+    timeout_s: float = Field(
+        default=0.5, gt=0, le=10, description="a Redis command taking longer counts as a failure"
+    )
+    retry_s: float = Field(
+        default=1.0, gt=0, le=300, description="wait before reconnecting to a Redis that failed"
+    )
+
+
 class ArboSettings(_Section):
     """ARBO: parallelism per workflow task from its run history (see docs/arbo.md)."""
 
@@ -230,6 +325,7 @@ class Settings(_Section):
     auth: AuthSettings = AuthSettings()
     arbo: ArboSettings = ArboSettings()
     limits: LimitsSettings = LimitsSettings()
+    ledger: LedgerSettings = LedgerSettings()
     source_file: Path | None = Field(default=None, exclude=True)
 
     def site_of(self, destination_id: str) -> str:
@@ -238,19 +334,51 @@ class Settings(_Section):
         return dest.site if dest and dest.site else destination_id
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def _setting_exists(path: list[str], annotation: Any = None) -> bool:
+    """Whether `path` (lower-case keys) names a setting: a field of a section, or any key of a
+    mapping setting (destinations, lookbacks_s, auth.tokens as a mapping, ...)."""
+    annotation = Settings if annotation is None else annotation
+    if not path:
+        return True
+    if get_origin(annotation) in (Union, UnionType):  # e.g. a list or a mapping of tokens
+        return any(_setting_exists(path, a) for a in get_args(annotation))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(path[0])
+        if field is None or field.exclude:
+            return False
+        return _setting_exists(path[1:], field.annotation)
+    if get_origin(annotation) is dict:
+        return _setting_exists(path[1:], get_args(annotation)[1])
+    return False  # below a plain value: no keys there
+
+
+def _env_overrides(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[tuple[str, ...], str]]:
+    """The overrides as a tree, and which environment variable set each path. A variable that
+    names no setting (e.g. TPV_BROKER_TOKEN, meant for the TPV side) is ignored with a warning:
+    it belongs to something else on the host, and the config file is not at fault."""
     tree: dict[str, Any] = {}
+    origin: dict[tuple[str, ...], str] = {}
     for key, value in environ.items():
         if not key.startswith(ENV_PREFIX) or key == CONFIG_ENV:
             continue
         path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not path or not _setting_exists(path):
+            log.warning(
+                "ignoring environment variable %s: it names no broker setting "
+                "(TPV_BROKER_<SECTION>__<KEY>, see examples/broker.yml)",
+                key,
+            )
+            continue
         node = tree
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"environment variable {key} conflicts with another override")
+        if isinstance(node.get(path[-1]), dict):
+            raise ConfigError(f"environment variable {key} conflicts with another override")
         node[path[-1]] = value
-    return tree
+        origin[tuple(path)] = key
+    return tree, origin
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -283,6 +411,15 @@ def read_yaml_mapping(path: Path, what: str, error: type[Exception]) -> dict[str
     return raw
 
 
+def _env_key(loc: tuple[Any, ...], origin: Mapping[tuple[str, ...], str]) -> str | None:
+    """The environment variable that set the value at `loc` (or a value above it), if any."""
+    path = tuple(str(p) for p in loc)
+    for i in range(len(path), 0, -1):
+        if path[:i] in origin:
+            return origin[path[:i]]
+    return None
+
+
 def load_settings(
     path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> Settings:
@@ -290,9 +427,18 @@ def load_settings(
     environ = os.environ if environ is None else environ
     chosen = Path(path or environ.get(CONFIG_ENV) or DEFAULT_CONFIG)
     raw = read_yaml_mapping(chosen, "config file", ConfigError)
+    overrides, origin = _env_overrides(environ)
     try:
-        settings = Settings.model_validate(deep_merge(raw, _env_overrides(environ)))
+        settings = Settings.model_validate(deep_merge(raw, overrides))
     except ValidationError as exc:
+        from_env = [e for e in exc.errors() if _env_key(e["loc"], origin)]
+        if from_env:  # the file may be fine: name the variable that is not
+            problems = "; ".join(
+                f"environment variable {_env_key(e['loc'], origin)} "
+                f"({'.'.join(str(p) for p in e['loc'])}): {e['msg']}"
+                for e in from_env
+            )
+            raise ConfigError(f"invalid setting from the environment: {problems}") from exc
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )

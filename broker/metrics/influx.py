@@ -1,17 +1,21 @@
-"""Read the metric contract from InfluxDB 1.x with InfluxQL over its HTTP API.
+"""Read the metric contract from InfluxDB with InfluxQL over its v1 HTTP API `/query`.
 
-The 2.x client cannot talk to 1.x servers, and the 1.x `/query` endpoint is plain HTTP + JSON,
-so httpx is all that is needed. One request carries one statement per measurement of the
-contract (`metric_contract.measurements.SERIES_TAGS`), each asking for the newest point of every
-series within the lookback window, plus two for the shapes ansible-pulsar-util writes into
-`htcondor_cluster_usage` (`broker.metrics.pulsar_util`), plus the per-attempt outcomes counted
-per destination, tool and state over their own window (`attempt_outcome_statements`).
+InfluxDB 1.x serves it natively, 2.x and 3.x as their v1-compatible API (docs/deployment.md,
+"InfluxDB versions"): the same GET with `db`, `q` and `epoch`, authenticated by a token
+(`Authorization: Token ...`, 2.x/3.x) or a user and password (basic auth). The 2.x client
+cannot talk to 1.x servers, and `/query` is plain HTTP + JSON, so httpx is all that is needed.
+One request carries one statement per measurement of the contract
+(`metric_contract.measurements.SERIES_TAGS`), each asking for the newest point of every series
+within that measurement's lookback window, plus two for the shapes ansible-pulsar-util writes
+into `htcondor_cluster_usage` (`broker.metrics.pulsar_util`), plus the per-attempt outcomes
+counted per destination, tool and state over their own window (`attempt_outcome_statements`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -43,18 +47,21 @@ def _select(fields: tuple[str, ...]) -> str:
     return ", ".join(f'"{f}"' for f in fields)
 
 
-def latest_points_query(lookback_s: float) -> str:
-    """InfluxQL for the newest point per series of every contract measurement, and for the
-    newest reports in ansible-pulsar-util's two shapes (which have no `site` tag)."""
-    since = f"time > now() - {int(lookback_s)}s"
+def latest_points_query(lookback_s: float, lookbacks_s: Mapping[str, float] | None = None) -> str:
+    """InfluxQL for the newest point per series of every contract measurement, each looking
+    back `lookbacks_s[measurement]`, else `lookback_s`, and for the newest reports in
+    ansible-pulsar-util's two shapes (which have no `site` tag; they look back as far as the
+    cluster usage does)."""
     statements = []
     for measurement, tags in SERIES_TAGS.items():
         group = ", ".join(f'"{t}"' for t in tags)
+        lookback = (lookbacks_s or {}).get(measurement, lookback_s)
         only_own = f"\"{SITE}\" != '' AND " if measurement == CLUSTER else ""
         statements.append(
-            f'SELECT * FROM "{measurement}" WHERE {only_own}{since} '
+            f'SELECT * FROM "{measurement}" WHERE {only_own}time > now() - {int(lookback)}s '
             f"GROUP BY {group} ORDER BY time DESC LIMIT 1"
         )
+    since = f"time > now() - {int((lookbacks_s or {}).get(CLUSTER, lookback_s))}s"
     # the histogram: one series per site and slot shape (`destination_id` is a tag there)
     statements.append(
         f'SELECT {_select((*pu.HISTOGRAM_FIELDS, pu.DESTINATION_STATUS))} FROM "{CLUSTER}" '
@@ -150,8 +157,9 @@ class InfluxSource:
     """One refresh is one GET of /query under one deadline, `timeout_s`, for the whole exchange
     (connecting, sending, waiting and reading the answer): a server that trickles its answer is
     cut off at the deadline, not only when one read stalls. The exchange runs on an event loop
-    of its own, so the deadline cancels it wherever it is. Credentials (in the settings or the
-    URL) are sent as basic auth and never appear in an error, the URL requested or the log."""
+    of its own, so the deadline cancels it wherever it is. A token is sent as
+    `Authorization: Token <token>`, a user and password (in the settings or the URL) as basic
+    auth; neither appears in an error, the URL requested or the log."""
 
     name = "influxdb"
 
@@ -164,10 +172,15 @@ class InfluxSource:
             self._auth = (settings.username, settings.password or "")
         elif parts.username is not None:
             self._auth = (unquote(parts.username), unquote(parts.password or ""))
+        self._headers = {"Authorization": f"Token {settings.token}"} if settings.token else {}
+        if settings.token:
+            self._auth = None  # one scheme per request: the token
         self.shown_url = redact_url(settings.url)
         self._base = self.shown_url.replace("***@", "", 1).rstrip("/")
         self._secrets = [
-            x for x in (settings.url, settings.password, parts.password) if x and len(x) >= 3
+            x
+            for x in (settings.url, settings.password, parts.password, settings.token)
+            if x and len(x) >= 3
         ]
 
     def _redact(self, text: str) -> str:
@@ -181,7 +194,9 @@ class InfluxSource:
         s = self.settings
         params = {"db": s.database, "q": query, "epoch": "ns"}
         with anyio.fail_after(timeout_s):
-            async with httpx.AsyncClient(timeout=timeout_s, auth=self._auth) as client:
+            async with httpx.AsyncClient(
+                timeout=timeout_s, auth=self._auth, headers=self._headers
+            ) as client:
                 if max_bytes is None:
                     response = await client.get(f"{self._base}/query", params=params)
                     return response.status_code, response.content
@@ -210,7 +225,7 @@ class InfluxSource:
     def fetch(self) -> MetricsView:
         s = self.settings
         query = (
-            latest_points_query(s.lookback_s)
+            latest_points_query(s.lookback_s, s.lookbacks_s)
             + "; "
             + attempt_outcome_statements(s.attempt_window_s)
         )

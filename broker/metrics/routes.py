@@ -1,7 +1,7 @@
 """GET /health and GET /destinations: what the broker currently knows of its metrics.
 
 What the routes read from ``request.app.state``: ``cache`` (a `MetricsCache` whose current
-value has the `view`) and ``settings``.
+value has the `view`), ``settings`` and ``routed`` (the in-flight ledger, or None).
 """
 
 from __future__ import annotations
@@ -29,8 +29,11 @@ async def health(request: Request) -> dict[str, Any]:
         error = (
             f"metrics refresh running for {overrun:.0f} s, past its {cache.deadline_s:g} s deadline"
         )
+    ledger = request.app.state.routed
+    # a ledger that cannot be shared still ranks correctly, but herding protection is partial
+    ledger_error = None if ledger is None else ledger.error
     return {
-        "status": "degraded" if error or view.empty else "ok",
+        "status": "degraded" if error or ledger_error or view.empty else "ok",
         "version": __version__,
         "metrics": {
             "source": view.source,
@@ -41,6 +44,7 @@ async def health(request: Request) -> dict[str, Any]:
             "newest_point_age_s": None if newest is None else round(view.now() - newest, 1),
             "sites": len(view.cluster),
         },
+        "ledger": None if ledger is None else ledger.describe(view.now()),
     }
 
 

@@ -65,10 +65,17 @@ class RoutedLedger:
     def add(
         self, site: str, now_s: float, staging_s: float, cores: float, mem_mb: float, gpus: float
     ) -> None:
+        self.push(site, now_s + staging_s + self.grace_s, cores, mem_mb, gpus)
+
+    def push(
+        self, site: str, visible_at_s: float, cores: float, mem_mb: float, gpus: float
+    ) -> None:
+        """Record a job that `site`'s metrics will show from `visible_at_s` on (the shared
+        ledger adds the other processes' jobs this way, as they decided them)."""
         with self._lock:
             entries = self._sites.setdefault(site, _Site())
             self._added += 1
-            entries.push((now_s + staging_s + self.grace_s, self._added, cores, mem_mb, gpus))
+            entries.push((visible_at_s, self._added, cores, mem_mb, gpus))
             if len(entries.heap) > MAX_PER_SITE:
                 entries.pop()  # the one due soonest: the least of what the bound forgets
 
@@ -85,3 +92,30 @@ class RoutedLedger:
             if not entries.heap:
                 return NOTHING
             return InFlight(len(entries.heap), entries.cores, entries.mem_mb, entries.gpus)
+
+    @property
+    def error(self) -> str | None:
+        """Why the ledger is not shared as configured (None: in-process, nothing to share)."""
+        return None
+
+    def describe(self, now_s: float) -> dict[str, object]:
+        """The ledger's part of /health."""
+        return {"shared": "process", "jobs_in_flight": self.jobs(now_s), "error": None}
+
+    def start(self) -> None:
+        """Nothing to start: memory only (the shared ledger mirrors through Redis)."""
+
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def jobs(self, now_s: float) -> int:
+        """Jobs in flight across all sites, whatever their sites last reported (for /health:
+        what this process would count against the sites if no new point arrived)."""
+        shown = now_s - self.horizon_s
+        with self._lock:
+            total = 0
+            for entries in self._sites.values():
+                while entries.heap and entries.heap[0][0] <= shown:
+                    entries.pop()
+                total += len(entries.heap)
+            return total

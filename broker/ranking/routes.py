@@ -7,10 +7,11 @@ of every other route (it is called for every job) and `described` documents it i
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, FastAPI, Query, Response
+from fastapi import APIRouter, Body, FastAPI, Query, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import QueryParams
@@ -19,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from broker.auth import CALLER
 from broker.config import LimitsSettings
+from broker.demo import EXAMPLES
 from broker.limits import BodyTooLarge, too_many
 from broker.metrics.cache import MetricsCache
 from broker.ranking.context import RankContext
@@ -139,6 +141,20 @@ def install(app: FastAPI) -> None:
     app.router.routes.insert(0, Route("/process_data", ProcessData(), methods=["POST"]))
 
 
+def openapi_examples() -> dict[str, dict[str, Any]]:
+    """The request bodies of examples/requests, offered by /docs ("Try it out"). A checkout
+    has them (the `uvicorn broker.asgi:app --reload` workflow); an installed broker without
+    the examples documents the schema only."""
+    examples: dict[str, dict[str, Any]] = {}
+    for path in sorted(EXAMPLES.glob("*.json")):
+        try:
+            value = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a broken example must not stop the broker
+        examples[path.stem] = {"summary": path.stem.replace("-", " "), "value": value}
+    return examples
+
+
 # The OpenAPI description of /process_data (`ProcessData` serves it; this is never called).
 described = APIRouter()
 
@@ -150,7 +166,7 @@ described = APIRouter()
     operation_id="process_data",
 )
 async def _process_data_described(
-    body: RankRequest,
+    body: Annotated[RankRequest, Body(openapi_examples=openapi_examples())],
     explain: Annotated[bool, Query(description="add per-destination reasons")] = False,
 ) -> RankResponse:
     """Rank TPV's candidate destinations for a job, best first."""

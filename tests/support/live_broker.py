@@ -17,9 +17,12 @@ from typing import Any
 
 import yaml
 
+from broker.config import deep_merge
 from broker.demo import free_port
+from tests.support.paths import ROOT
 
-BROKER_CLI = Path(sys.executable).parent / "tpv-broker"
+# `tpv-broker` of this checkout (not whichever copy an installed script would import)
+BROKER_CLI = [sys.executable, "-m", "broker.cli"]
 TOKEN = "tpv-test-token"
 
 SITES = {
@@ -44,20 +47,24 @@ def _usage(site: str, free: bool, ts: int) -> str:
     )
 
 
-def snapshot_lines(busy: tuple[str, ...] = ()) -> str:
-    """Every site fresh with free slots, except the destinations in `busy`: full, 3000 queued."""
+def snapshot_lines(busy: tuple[str, ...] = (), time_ns: int = _NOW_NS) -> str:
+    """Every site fresh with free slots, except the destinations in `busy`: full, 3000 queued.
+    `time_ns`: the points' time (for an InfluxDB, now)."""
     lines = ["# tests/tpv network snapshot"]
     for dest, (site, *_rest) in SITES.items():
-        lines.append(_usage(site, dest not in busy, _NOW_NS))
+        lines.append(_usage(site, dest not in busy, time_ns))
         queued = 3000 if dest in busy else 0
         lines.append(
-            f"queue_by_destination,destination_id={dest},state=queued count={queued}i {_NOW_NS}"
+            f"queue_by_destination,destination_id={dest},state=queued count={queued}i {time_ns}"
         )
     return "\n".join(lines) + "\n"
 
 
-def write_network(directory: Path, busy: tuple[str, ...] = ()) -> Path:
-    """Broker config + snapshot; the snapshot is re-read every 0.2 s, so rewriting it is live."""
+def write_network(
+    directory: Path, busy: tuple[str, ...] = (), overrides: dict[str, Any] | None = None
+) -> Path:
+    """Broker config + snapshot; the snapshot is re-read every 0.2 s, so rewriting it is live.
+    `overrides` are merged into the config (e.g. an InfluxDB source and a shared ledger)."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "network.lp.tmp").write_text(snapshot_lines(busy))
     os.replace(directory / "network.lp.tmp", directory / "network.lp")
@@ -80,7 +87,7 @@ def write_network(directory: Path, busy: tuple[str, ...] = ()) -> Path:
         "auth": {"tokens": [TOKEN]},
     }
     path = directory / "broker.yml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    path.write_text(yaml.safe_dump(deep_merge(config, overrides or {}), sort_keys=False))
     return path
 
 
@@ -97,9 +104,10 @@ def http_json(url: str, body: Any = None, token: str | None = TOKEN, timeout: fl
 class Broker:
     """`tpv-broker serve` on a free loopback port, on the network written by write_network."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, overrides: dict[str, Any] | None = None):
         self.directory = directory
-        self.config = write_network(directory)
+        self.overrides = overrides
+        self.config = write_network(directory, overrides=overrides)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -109,7 +117,8 @@ class Broker:
         seconds on an idle machine and over 30 s on a loaded 2-core CI runner."""
         log = open(self.directory / "broker.log", "ab")  # noqa: SIM115 - the child keeps it
         self.process = subprocess.Popen(
-            [str(BROKER_CLI), "serve", "--config", str(self.config), "--port", str(self.port)],
+            [*BROKER_CLI, "serve", "--config", str(self.config), "--port", str(self.port)],
+            cwd=ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -122,6 +131,7 @@ class Broker:
                 return
             except (OSError, urllib.error.URLError):
                 time.sleep(0.1)
+        self.stop()  # not left running behind a failed test
         raise RuntimeError(f"broker did not answer /health within {timeout_s:g} s")
 
     def stop(self) -> None:
@@ -137,7 +147,7 @@ class Broker:
     def set_busy(self, *busy: str) -> None:
         """Rewrite the snapshot and wait until the broker has read the new one (two refreshes)."""
         before = http_json(self.url + "/health")["metrics"]["refreshes"]
-        write_network(self.directory, busy)
+        write_network(self.directory, busy, self.overrides)
         deadline = time.monotonic() + 10
         while http_json(self.url + "/health")["metrics"]["refreshes"] < before + 2:
             if time.monotonic() > deadline:

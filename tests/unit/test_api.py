@@ -263,3 +263,39 @@ def test_the_configured_source_is_the_one_read_and_only_influxdb_records_routed_
     assert isinstance(build_cache(influx).source, InfluxSource)
     assert create_app(snapshot).state.routed is None
     assert create_app(influx).state.routed is not None
+
+
+def test_version_is_the_package_version_and_open(secured, client):
+    import tomllib
+
+    from broker import __version__
+    from tests.support.paths import ROOT
+
+    assert client.get("/version").json() == {"version": __version__}
+    assert secured.get("/version").status_code == 200  # no token needed, like /health
+    # one home: pyproject reads the version from broker/__init__.py
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "broker.__version__"}
+
+
+def test_health_shows_the_ledger_and_which_kind_it_is():
+    from broker.config import DEFAULT_CONFIG
+    from broker.ranking.shared_ledger import SharedLedger
+
+    snapshot = load_settings(DEFAULT_CONFIG)
+    with TestClient(create_app(snapshot)) as c:
+        assert c.get("/health").json()["ledger"] is None  # a snapshot routes nothing
+    influx = snapshot.model_copy(
+        update={"metrics": snapshot.metrics.model_copy(update={"source": "influxdb"})}
+    )
+    app = create_app(influx)
+    app.state.routed.add("freiburg", 1e9, 0.0, cores=1, mem_mb=1024, gpus=0)
+    described = app.state.routed.describe(1e9)
+    assert described == {"shared": "process", "jobs_in_flight": 1, "error": None}
+    shared = influx.model_copy(
+        update={"ledger": influx.ledger.model_copy(update={"redis_url": "redis://:pw@h:1/0"})}
+    )
+    ledger = create_app(shared).state.routed
+    assert isinstance(ledger, SharedLedger)
+    assert ledger.shown_url == "redis://***@h:1/0"  # never the password

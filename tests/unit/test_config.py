@@ -84,3 +84,72 @@ def test_example_production_config_is_valid():
     settings = load_settings(path, environ={})
     assert settings.metrics.source == "influxdb"
     assert settings.ranking.bandwidth.matrix["os_freiburg"]["pulsar_be_ghent"] == 220
+
+
+def test_a_stray_tpv_broker_variable_is_named_and_ignored(tmp_path, caplog):
+    # the name examples/tpv/vars.yml suggests for the job handlers' copy of the token
+    path = write(tmp_path, "metrics: {snapshot: x.lp}\n")
+    env = {"TPV_BROKER_TOKEN": "abc", "TPV_BROKER_METRICS__TYPO": "1", "TPV_BROKER_PORT": "1"}
+    with caplog.at_level("WARNING", logger="broker.config"):
+        settings = load_settings(path, environ=env)
+    assert settings.metrics.snapshot == (tmp_path / "x.lp").resolve()
+    warned = " ".join(r.getMessage() for r in caplog.records)
+    for name in env:
+        assert f"ignoring environment variable {name}" in warned
+    assert "abc" not in warned  # a token's value is never logged
+
+
+def test_a_bad_value_from_the_environment_names_the_variable_not_the_file(tmp_path):
+    path = write(tmp_path, "metrics: {snapshot: x.lp}\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, environ={"TPV_BROKER_SERVER__PORT": "eighty"})
+    assert "environment variable TPV_BROKER_SERVER__PORT" in str(err.value)
+    assert str(path) not in str(err.value)
+
+
+def test_settings_under_mappings_and_sections_are_accepted_from_the_environment(tmp_path):
+    path = write(tmp_path, "metrics: {snapshot: x.lp}\ndestinations: {d1: {site: s1}}\n")
+    env = {
+        "TPV_BROKER_DESTINATIONS__D1__SITE": "s2",
+        "TPV_BROKER_LEDGER__REDIS_URL": "redis://127.0.0.1:6379/0",
+        "TPV_BROKER_METRICS__INFLUXDB__LOOKBACKS_S__HTCONDOR_CLUSTER_USAGE": "900",
+    }
+    settings = load_settings(path, environ=env)
+    assert settings.site_of("d1") == "s2"
+    assert settings.ledger.redis_url == "redis://127.0.0.1:6379/0"
+    assert settings.metrics.influxdb.lookbacks_s == {"htcondor_cluster_usage": 900}
+
+
+@pytest.mark.parametrize(
+    "text, source",
+    [
+        ("metrics: {influxdb: {url: 'http://influx:8086'}}", "influxdb"),  # production
+        ("{}", "influxdb"),  # as examples/broker.yml says
+        ("metrics: {snapshot: net.lp}", "snapshot"),  # a file named: it is the source
+        ("metrics: {source: influxdb, snapshot: net.lp}", "influxdb"),  # said outright
+    ],
+)
+def test_metrics_source_is_influxdb_unless_a_snapshot_is_named(tmp_path, text, source):
+    assert load_settings(write(tmp_path, text), environ={}).metrics.source == source
+
+
+def test_examples_broker_yml_shows_the_default_source():
+    import yaml
+
+    from broker.config import Settings
+    from tests.support.paths import ROOT
+
+    example = yaml.safe_load((ROOT / "examples" / "broker.yml").read_text())
+    assert example["metrics"]["source"] == Settings().metrics.source
+
+
+@pytest.mark.parametrize("prefix, expected", [("/tpv-broker/", "/tpv-broker"), ("", "")])
+def test_root_path_is_normalised(tmp_path, prefix, expected):
+    path = write(tmp_path, f"metrics: {{snapshot: x}}\nserver: {{root_path: '{prefix}'}}\n")
+    assert load_settings(path, environ={}).server.root_path == expected
+
+
+def test_root_path_without_a_leading_slash_is_refused(tmp_path):
+    path = write(tmp_path, "metrics: {snapshot: x}\nserver: {root_path: tpv}\n")
+    with pytest.raises(ConfigError, match=r"server\.root_path: .*must start with /"):
+        load_settings(path, environ={})
