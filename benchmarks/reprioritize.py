@@ -219,7 +219,9 @@ def main(argv: list[str] | None = None) -> dict:
     with threadpool_limits(limits=1, user_api="blas"):
         for name in args.objectives.split(","):
             problem = PROBLEMS[name]
-            rows = {m: [run_seed(problem, s, m, ours, args.workers) for s in seeds] for m in methods}
+            rows = {
+                m: [run_seed(problem, s, m, ours, args.workers) for s in seeds] for m in methods
+            }
             summary = {
                 m: {k: round(float(np.mean([r[k] for r in rs])), 4) for k in rs[0]}
                 for m, rs in rows.items()
@@ -237,12 +239,15 @@ def main(argv: list[str] | None = None) -> dict:
                 )
             if args.per_seed:
                 for m, rs in rows.items():
-                    print(f"  {m:<10} best position per seed {[int(r['best_position']) for r in rs]}")
+                    positions = [int(r["best_position"]) for r in rs]
+                    print(f"  {m:<10} best position per seed {positions}")
             if "ours" in summary and len(summary) > 1:
                 met = beats(summary)
                 ok &= met
-                print(f"ours lower than {', '.join(m for m in summary if m != 'ours')} on "
-                      f"{', '.join(FIGURES)}: {'met' if met else 'NOT met'}")
+                print(
+                    f"ours lower than {', '.join(m for m in summary if m != 'ours')} on "
+                    f"{', '.join(FIGURES)}: {'met' if met else 'NOT met'}"
+                )
         if "ours" in methods:
             report["single_call_seconds"] = {
                 "700_completed_50_pending": round(single_call_seconds(ours, 700, 50), 4),
@@ -250,8 +255,10 @@ def main(argv: list[str] | None = None) -> dict:
             }
             print(f"one call: {report['single_call_seconds']}")
     report["target_met"] = ok and set(METHODS) <= set(methods)
-    print(f"target (ours beats every baseline on every objective): "
-          f"{'met' if report['target_met'] else 'NOT met'}")
+    print(
+        f"target (ours beats every baseline on every objective): "
+        f"{'met' if report['target_met'] else 'NOT met'}"
+    )
     print(f"runtime {time.perf_counter() - t_start:.0f} s")
     print(json.dumps(report))
     return report

@@ -4,15 +4,16 @@ task's runs.
 ``T(s, x, L) = (c + T1 * (x/x0)^k * ((1 - p) + p / s) + o s) * exp(b (L - L0))`` is fitted to the
 task's recent runs in log space, because run-time noise is multiplicative (a run twice as slow
 is as likely on a long task as on a short one), with a soft-L1 loss so one stuck node does not
-drag the fit. The per-worker term ``o s`` (coordination, start-up of each worker, as in
-Ernest's ``d s``) is what makes "fastest" an interior optimum (``s* = sqrt(T1 p / o)``) instead of
-"as many workers as allowed": without it the model only learns that the largest ``s`` is slower
-than predicted once it has run there often, and it never looks back. The load term (L the cluster's busy fraction, L0 the window's mean) is the
-first-order effect of a busy cluster; without it, load drift looks like noise for the first
-runs and widens every interval. Weak priors on ``p``, ``k``, ``c``, ``o`` and ``b`` keep the fit
-defined when only one or two ``s`` values have been seen; they stop mattering after a handful of
-runs. The parameter covariance (Laplace approximation) is what ``broker.arbo.estimator``
-propagates to every prediction, so a task with few runs gets honestly wide intervals.
+drag the fit. The per-worker term ``o s`` (coordination, start-up of each worker, as in Ernest's
+``d s``) is what makes "fastest" an interior optimum (``s* = sqrt(T1 p / o)``) instead of "as
+many workers as allowed": without it the model only learns that the largest ``s`` is slower than
+predicted once it has run there often, and it never looks back. The load term (L the cluster's
+busy fraction, L0 the window's mean) is the first-order effect of a busy cluster; without it,
+load drift looks like noise for the first runs and widens every interval. Weak priors on ``p``,
+``k``, ``c``, ``o`` and ``b`` keep the fit defined when only one or two ``s`` values have been
+seen; they stop mattering after a handful of runs. The parameter covariance (Laplace
+approximation) is what ``broker.arbo.estimator`` propagates to every prediction, so a task with
+few runs gets honestly wide intervals.
 """
 
 from __future__ import annotations
