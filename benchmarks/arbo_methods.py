@@ -16,6 +16,14 @@ from broker.arbo.objective import Goal, decide
 
 DEFAULT_S = 8
 WINDOW = 50
+# The original ARBO runs s=1 again every so many runs to refresh its T1 reference (our reading of
+# its periodic re-baseline; the period is a parameter there, 10 here).
+REBASELINE_EVERY = 10
+
+
+def is_rebaseline_run(t: int) -> bool:
+    """Run t (0-based) is a periodic s=1 re-baseline run (never the first two: design runs)."""
+    return t >= 2 and (t + 1) % REBASELINE_EVERY == 0
 
 
 class Ours:
@@ -33,6 +41,14 @@ class Ours:
         self.runs.append(Run(s, seconds, x, load))
 
 
+class OursRebaseline(Ours):
+    """Ours with the original ARBO's periodic s=1 re-baseline forced in: measures whether our
+    model needs one (it fits T1 from runs at every s, with input size and load as features)."""
+
+    def choose(self, x, load):
+        return 1 if is_rebaseline_run(len(self.runs)) else super().choose(x, load)
+
+
 class Fixed:
     """The author's default, every time."""
 
@@ -48,7 +64,8 @@ class Fixed:
 
 class ArboOriginal:
     """Original ARBO rules: s=1 then s=5; per-run p smoothed 0.7/0.3; score (mean+std) sqrt(s);
-    time-SLO filter on mean+std; s=1 when nothing fits. Knows neither input size nor load."""
+    time-SLO filter on mean+std; s=1 when nothing fits; s=1 again every REBASELINE_EVERY runs
+    to refresh the T1 reference (the latest three s=1 runs). Knows neither input size nor load."""
 
     def __init__(self, goal: Goal):
         self.goal = goal
@@ -57,7 +74,7 @@ class ArboOriginal:
         self.history: list[tuple[int, float]] = []
 
     def choose(self, x, load):
-        if not self.history:
+        if not self.history or is_rebaseline_run(len(self.history)):
             return 1
         if len(self.history) == 1:
             return min(5, MAX_S)
@@ -80,7 +97,7 @@ class ArboOriginal:
             return
         if not self.t1_runs:
             return
-        ref = float(np.mean(self.t1_runs))
+        ref = float(np.mean(self.t1_runs[-3:]))
         p_run = float(np.clip((1 - seconds / ref) / (1 - 1 / s), 0.0, 1.0))
         self.p = p_run if self.p is None else 0.7 * self.p + 0.3 * p_run
 
@@ -124,4 +141,11 @@ class Ernest:
         self.times.append(seconds)
 
 
-METHODS = {"ours": Ours, "fixed": Fixed, "arbo_original": ArboOriginal, "ernest": Ernest}
+METHODS = {
+    "ours": Ours,
+    "fixed": Fixed,
+    "arbo_original": ArboOriginal,
+    "ernest": Ernest,
+    "ours_rebaseline": OursRebaseline,
+}
+BASELINES = ("fixed", "arbo_original", "ernest")

@@ -1,14 +1,19 @@
-"""Amdahl's law with start-up overhead, input-size and load terms, fitted to one task's runs.
+"""Amdahl's law with start-up and per-worker overhead, input-size and load terms, fitted to one
+task's runs.
 
-``T(s, x, L) = (c + T1 * (x/x0)^k * ((1 - p) + p / s)) * exp(b (L - L0))`` is fitted to the
+``T(s, x, L) = (c + T1 * (x/x0)^k * ((1 - p) + p / s) + o s) * exp(b (L - L0))`` is fitted to the
 task's recent runs in log space, because run-time noise is multiplicative (a run twice as slow
 is as likely on a long task as on a short one), with a soft-L1 loss so one stuck node does not
-drag the fit. The load term (L the cluster's busy fraction, L0 the window's mean) is the
-first-order effect of a busy cluster; without it, load drift looks like noise for the first
-runs and widens every interval. Weak priors on ``p``, ``k``, ``c`` and ``b`` keep the fit
-defined when only one or two ``s`` values have been seen; they stop mattering after a handful of
-runs. The parameter covariance (Laplace approximation) is what ``broker.arbo.estimator``
-propagates to every prediction, so a task with few runs gets honestly wide intervals.
+drag the fit. The per-worker term ``o s`` (coordination, start-up of each worker, as in Ernest's
+``d s``) is what makes "fastest" an interior optimum (``s* = sqrt(T1 p / o)``) instead of "as
+many workers as allowed": without it the model only learns that the largest ``s`` is slower than
+predicted once it has run there often, and it never looks back. The load term (L the cluster's
+busy fraction, L0 the window's mean) is the first-order effect of a busy cluster; without it,
+load drift looks like noise for the first runs and widens every interval. Weak priors on ``p``,
+``k``, ``c``, ``o`` and ``b`` keep the fit defined when only one or two ``s`` values have been
+seen; they stop mattering after a handful of runs. The parameter covariance (Laplace
+approximation) is what ``broker.arbo.estimator`` propagates to every prediction, so a task with
+few runs gets honestly wide intervals.
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ PRIOR_K = (1.0, 0.5)
 PRIOR_C = (0.0, 0.5)
 # A busier cluster slows a run down: log T grows by ``b`` per unit of load (0..1), b ~ 0.3 +- 0.5.
 PRIOR_B = (0.3, 0.5)
+# Per-worker overhead as a fraction of the typical run per worker: 0 +- 0.01 (64 workers adding
+# up to about half a typical run is plausible, more is not).
+PRIOR_O = (0.0, 0.01)
+N_PARAMS = 6
 
 
 @dataclass(frozen=True)
@@ -57,9 +66,12 @@ class AmdahlFit:
     cov: np.ndarray = field(repr=False)
     b: float = 0.0
     load0: float = 0.0
+    o: float = 0.0
 
     def _theta(self) -> np.ndarray:
-        return np.array([self.c / self.scale, self.t1 / self.scale, self.p, self.k, self.b])
+        return np.array(
+            [self.c / self.scale, self.t1 / self.scale, self.p, self.k, self.b, self.o / self.scale]
+        )
 
     def log_mean(
         self, s: np.ndarray, ratio: np.ndarray | float, load: np.ndarray | float | None = None
@@ -70,12 +82,12 @@ class AmdahlFit:
 
     def log_mean_var(self, s: np.ndarray, ratio: float, load: float | None = None) -> np.ndarray:
         """Delta-method variance of log T from the parameter covariance."""
-        u, v, p, k, _b = self._theta()
+        u, v, p, k, _b, w = self._theta()
         s = np.asarray(s, dtype=float)
         rk = ratio**k
         a = v * rk
         f = (1 - p) + p / s
-        m = u + a * f
+        m = u + a * f + w * s
         dl = 0.0 if load is None else float(load) - self.load0
         grad = np.stack(
             [
@@ -84,6 +96,7 @@ class AmdahlFit:
                 a * (1 / s - 1) / m,
                 a * f * math.log(ratio) / m,
                 np.full_like(s, dl),
+                s / m,
             ],
             axis=1,
         )
@@ -97,7 +110,7 @@ def noise_dof(n: int) -> float:
 
 def _model(theta: np.ndarray, s: np.ndarray, ratio: np.ndarray | float) -> np.ndarray:
     u, v, p, k = theta[:4]
-    return u + v * np.power(ratio, k) * ((1 - p) + p / s)
+    return u + v * np.power(ratio, k) * ((1 - p) + p / s) + theta[5] * s
 
 
 def ratios(runs: list[Run], x0: float) -> np.ndarray:
@@ -129,14 +142,15 @@ def fit_amdahl(runs: list[Run]) -> AmdahlFit:
             (theta[2] - PRIOR_P[0]) / PRIOR_P[1],
             (theta[3] - prior_k[0]) / prior_k[1],
             (theta[4] - prior_b[0]) / prior_b[1],
+            (theta[5] - PRIOR_O[0]) / PRIOR_O[1],
         ]
         return np.concatenate([data, prior])
 
-    lower = [0.0, 1e-6, 0.0, 0.0, -1.0]
-    upper = [10.0, 1e3, 1.0, 3.0, 3.0]
+    lower = [0.0, 1e-6, 0.0, 0.0, -1.0, 0.0]
+    upper = [10.0, 1e3, 1.0, 3.0, 3.0, 1.0]
     best = None
     for p_start in (0.5, 0.9, 0.99):
-        start = np.array([0.05, 1.0, p_start, prior_k[0], prior_b[0]])
+        start = np.array([0.05, 1.0, p_start, prior_k[0], prior_b[0], 1e-4])
         res = least_squares(
             residuals, start, bounds=(lower, upper), loss="soft_l1", f_scale=2.0, x_scale="jac"
         )
@@ -156,7 +170,7 @@ def fit_amdahl(runs: list[Run]) -> AmdahlFit:
     jd, jp = jac[:n] * (SIGMA0 / sigma), jac[n:]
     fisher = jd.T @ jd + jp.T @ jp
     # Parameters at a bound or unidentified: pinv keeps the others' variance finite.
-    cov = np.linalg.pinv(fisher + 1e-9 * np.eye(5))
+    cov = np.linalg.pinv(fisher + 1e-9 * np.eye(N_PARAMS))
     return AmdahlFit(
         c=theta[0] * scale,
         t1=theta[1] * scale,
@@ -169,4 +183,5 @@ def fit_amdahl(runs: list[Run]) -> AmdahlFit:
         cov=cov,
         b=float(theta[4]),
         load0=load0,
+        o=float(theta[5]) * scale,
     )

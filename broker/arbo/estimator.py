@@ -100,6 +100,7 @@ class TaskModel:
             "t1_seconds": a.t1,
             "p": a.p,
             "k": a.k,
+            "o_seconds_per_worker": a.o,
             "load_coef": a.b,
             "x0": a.x0,
             "sigma_log": a.sigma,

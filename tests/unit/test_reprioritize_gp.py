@@ -34,7 +34,7 @@ def test_auto_ard_switches_off_irrelevant_inputs():
     rng = np.random.default_rng(2)
     X = rng.uniform(-1, 1, size=(80, 4))
     y = np.sin(3 * X[:, 0])  # only the first input matters
-    gp = GaussianProcess().fit(X, y)
+    gp = GaussianProcess(trend="constant").fit(X, y)  # the length scales alone
     assert gp.ard_ is True
     lengths = gp._gpr.kernel_.k1.k2.length_scale
     assert lengths[0] * 10 < min(lengths[1:])
@@ -46,6 +46,34 @@ def test_auto_ard_keeps_one_length_scale_for_an_isotropic_function():
     y = np.linalg.norm(X, axis=1) + rng.normal(0, 0.05, size=50)
     gp = GaussianProcess().fit(X, y)
     assert gp.ard_ is False
+
+
+def test_quadratic_trend_carries_a_bowl_beyond_the_data():
+    """A bowl seen only on one flank: the trend finds its centre (value 0) outside the data; a
+    zero-mean GP extrapolates the flank's slope and misses it."""
+    rng = np.random.default_rng(5)
+    X = rng.uniform(0, 1, size=(40, 2))
+    centre = np.array([[-0.6, -0.6]])
+    y = np.sum((X - centre) ** 2, axis=1) + rng.normal(0, 0.01, len(X))
+    domain = np.vstack([X, centre])
+    with_trend = GaussianProcess().fit(X, y, domain=domain).predict(centre).mean[0]
+    without = GaussianProcess(trend="constant").fit(X, y, domain=domain).predict(centre).mean[0]
+    assert abs(with_trend) < 0.1 and abs(without) > 0.3
+
+
+def test_trend_is_shrunk_away_where_there_is_no_bowl():
+    rng = np.random.default_rng(6)
+    X = rng.uniform(-1, 1, size=(80, 2))
+    y = np.sin(6 * X[:, 0]) * np.cos(6 * X[:, 1])
+    X_test = rng.uniform(-1, 1, size=(200, 2))
+    truth = np.sin(6 * X_test[:, 0]) * np.cos(6 * X_test[:, 1])
+    errors = {
+        trend: np.abs(GaussianProcess(trend=trend).fit(X, y).predict(X_test).mean - truth).mean()
+        for trend in ("quadratic", "constant")
+    }
+    assert errors["quadratic"] <= 1.1 * errors["constant"]
+    with pytest.raises(ValueError, match="trend"):
+        GaussianProcess(trend="cubic")  # type: ignore[arg-type]
 
 
 def test_noise_term_absorbs_repeated_points_with_different_results():
