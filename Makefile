@@ -75,7 +75,10 @@ WHEELHOUSE         := $(MOLECULE_VENV)/wheelhouse
 MOLECULE_IMAGE     ?= localhost/tpv-molecule-debian12:latest
 MOLECULE_SCENARIOS ?= $(patsubst %/molecule.yml,%,$(sort $(wildcard roles/*/molecule/*/molecule.yml)))
 ANSIBLE_PATHS      := roles playbooks inventories
-MOLECULE_ENV       := CONTAINERS_CONF=$(CURDIR)/tests/molecule/containers.conf TPV_MOLECULE_IMAGE=$(MOLECULE_IMAGE)
+# Container names unique per checkout (podman names are global on a host): tpv-<hash of the path>.
+TPV_MOLECULE_PREFIX ?= tpv-$(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-8)
+MOLECULE_ENV       := CONTAINERS_CONF=$(CURDIR)/tests/molecule/containers.conf TPV_MOLECULE_IMAGE=$(MOLECULE_IMAGE) \
+                      TPV_MOLECULE_PREFIX=$(TPV_MOLECULE_PREFIX)
 
 .PHONY: molecule molecule-deps molecule-image ansible-lint
 
