@@ -105,6 +105,8 @@ ansible-lint: $(MOLECULE_STAMP)
 	$(MOLECULE_VENV)/bin/yamllint --strict $(ANSIBLE_PATHS)
 	PATH="$(CURDIR)/$(MOLECULE_VENV)/bin:$$PATH" ansible-lint --profile production $(ANSIBLE_PATHS)
 
+# Each scenario keeps its state (inventory, instance list) in this checkout, not in the user's
+# cache shared by every checkout of the roles.
 # The scenarios install a snapshot of the code (.venv-molecule/src), taken here, so edits made
 # while they run cannot look like a source change to the idempotence step.
 molecule: molecule-image $(WHEELHOUSE)/.stamp ansible-lint
@@ -114,7 +116,7 @@ molecule: molecule-image $(WHEELHOUSE)/.stamp ansible-lint
 	for s in $(MOLECULE_SCENARIOS); do \
 	  role=$${s%%/molecule/*}; name=$${s##*/}; start=$$(date +%s); \
 	  echo "== molecule $$role ($$name)"; \
-	  (cd $$role && molecule test -s $$name); \
+	  (cd $$role && MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/$(MOLECULE_VENV)/ephemeral/$${role##*/}.$$name molecule test -s $$name); \
 	  echo "== molecule $$role ($$name): passed in $$(( $$(date +%s) - start )) s"; \
 	done; \
 	echo "== molecule: $(words $(MOLECULE_SCENARIOS)) scenarios passed in $$(( $$(date +%s) - total )) s"
