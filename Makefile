@@ -109,7 +109,7 @@ collection: $(MOLECULE_STAMP)
 	scripts/build-collection.sh build/collection
 
 ansible-lint: $(MOLECULE_STAMP)
-	$(MOLECULE_VENV)/bin/yamllint --strict $(ANSIBLE_PATHS)
+	$(MOLECULE_VENV)/bin/yamllint --strict $(ANSIBLE_PATHS) requirements.yml collection
 	PATH="$(CURDIR)/$(MOLECULE_VENV)/bin:$$PATH" ansible-lint --profile production $(ANSIBLE_PATHS)
 
 # Each scenario keeps its state (inventory, instance list) in this checkout, not in the user's
