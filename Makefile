@@ -12,6 +12,7 @@ help:
 	@echo "make bench  - run the benchmarks (figures under benchmarks/results/)"
 	@echo "make serve  - run the broker in the foreground on the embedded snapshot"
 	@echo "make molecule - lint the Ansible content and run every molecule scenario (podman)"
+	@echo "make collection - build the Ansible collection tpv_broker.ops and check it installs and parses"
 
 venv: $(STAMP)
 
@@ -53,7 +54,7 @@ integration: venv deps
 tpv-venv:
 	PYTHON=$(PYTHON) bash tests/tpv/make-venv.sh
 
-test: venv deps lint tpv-venv molecule
+test: venv deps lint tpv-venv collection molecule
 	$(PY) -m pytest -q tests
 
 BENCHMARKS ?= latency collectors arbo reprioritize success scheduling tpv_overhead
@@ -74,10 +75,13 @@ MOLECULE_STAMP     := $(MOLECULE_VENV)/.installed
 WHEELHOUSE         := $(MOLECULE_VENV)/wheelhouse
 MOLECULE_IMAGE     ?= localhost/tpv-molecule-debian12:latest
 MOLECULE_SCENARIOS ?= $(patsubst %/molecule.yml,%,$(sort $(wildcard roles/*/molecule/*/molecule.yml)))
-ANSIBLE_PATHS      := roles playbooks inventories
-MOLECULE_ENV       := CONTAINERS_CONF=$(CURDIR)/tests/molecule/containers.conf TPV_MOLECULE_IMAGE=$(MOLECULE_IMAGE)
+ANSIBLE_PATHS      := roles playbooks inventories tests/molecule
+# Container names unique per checkout (podman names are global on a host): tpv-<hash of the path>.
+TPV_MOLECULE_PREFIX ?= tpv-$(shell printf '%s' '$(CURDIR)' | sha1sum | cut -c1-8)
+MOLECULE_ENV       := CONTAINERS_CONF=$(CURDIR)/tests/molecule/containers.conf TPV_MOLECULE_IMAGE=$(MOLECULE_IMAGE) \
+                      TPV_MOLECULE_PREFIX=$(TPV_MOLECULE_PREFIX)
 
-.PHONY: molecule molecule-deps molecule-image ansible-lint
+.PHONY: molecule molecule-deps molecule-image ansible-lint collection
 
 $(MOLECULE_STAMP): requirements-molecule.txt
 	$(PYTHON) -m venv $(MOLECULE_VENV)
@@ -98,10 +102,18 @@ molecule-deps:
 molecule-image: molecule-deps
 	$(MOLECULE_ENV) scripts/build-molecule-image.sh $(MOLECULE_IMAGE)
 
+# The Ansible collection tpv_broker.ops (collection/galaxy.yml + roles/ + playbooks/, version from
+# pyproject.toml): built into build/collection/, installed into an empty path with
+# requirements.yml's collections, its playbooks syntax-checked with ansible-core and those only.
+collection: $(MOLECULE_STAMP)
+	scripts/build-collection.sh build/collection
+
 ansible-lint: $(MOLECULE_STAMP)
-	$(MOLECULE_VENV)/bin/yamllint --strict $(ANSIBLE_PATHS)
+	$(MOLECULE_VENV)/bin/yamllint --strict $(ANSIBLE_PATHS) requirements.yml collection
 	PATH="$(CURDIR)/$(MOLECULE_VENV)/bin:$$PATH" ansible-lint --profile production $(ANSIBLE_PATHS)
 
+# Each scenario keeps its state (inventory, instance list) in this checkout, not in the user's
+# cache shared by every checkout of the roles.
 # The scenarios install a snapshot of the code (.venv-molecule/src), taken here, so edits made
 # while they run cannot look like a source change to the idempotence step.
 molecule: molecule-image $(WHEELHOUSE)/.stamp ansible-lint
@@ -111,7 +123,7 @@ molecule: molecule-image $(WHEELHOUSE)/.stamp ansible-lint
 	for s in $(MOLECULE_SCENARIOS); do \
 	  role=$${s%%/molecule/*}; name=$${s##*/}; start=$$(date +%s); \
 	  echo "== molecule $$role ($$name)"; \
-	  (cd $$role && molecule test -s $$name); \
+	  (cd $$role && MOLECULE_EPHEMERAL_DIRECTORY=$(CURDIR)/$(MOLECULE_VENV)/ephemeral/$${role##*/}.$$name molecule test -s $$name); \
 	  echo "== molecule $$role ($$name): passed in $$(( $$(date +%s) - start )) s"; \
 	done; \
 	echo "== molecule: $(words $(MOLECULE_SCENARIOS)) scenarios passed in $$(( $$(date +%s) - total )) s"
