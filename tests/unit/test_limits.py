@@ -145,5 +145,7 @@ def test_health_answers_while_a_large_ranking_request_runs(tmp_path):
     assert answer.status_code == 200 and len(answer.json()["sorted_destinations"]) == n
     assert latencies, f"the large request ended too soon ({total:.2f} s) to probe /health"
     # each probe waits for the GIL the ranking thread holds (and once for the body parse), but
-    # none for the whole ranking, as it did on the event loop
-    assert len(latencies) >= 3 and max(latencies) < 1.0, (total, latencies)
+    # none for the whole ranking, as it did on the event loop (then the first probe would wait
+    # until the ranking ended, and no second one would be sent). Relative to the ranking's own
+    # time, so that a loaded machine slows both alike.
+    assert len(latencies) >= 3 and max(latencies) < total / 2, (total, latencies)
