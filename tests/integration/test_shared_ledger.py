@@ -76,7 +76,8 @@ def test_a_burst_sent_to_two_brokers_is_in_both_ledgers(tmp_path, influxdb):
             assert wait_for(lambda: all(ledger(b)["jobs_in_flight"] >= n for b in pair))
             assert [ledger(b)["jobs_in_flight"] for b in pair] == [n, n]
             assert [ledger(b)["received"] for b in pair] == [n // 2, n // 2]
-            assert client.xlen(f"{prefix}routed") == n
+            # one stream entry per batch of decisions (a batch spans at most 10 ms)
+            assert 0 < client.xlen(f"{prefix}routed") <= n
             # a broker started now learns what is still in flight
             late = brokers(tmp_path / "late", influxdb, "redis://127.0.0.1:6379/0", prefix, 1)[0]
             try:
