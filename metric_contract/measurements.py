@@ -1,4 +1,5 @@
-"""Measurement, tag and field names of the four measurements the broker reads.
+"""Measurement, tag and field names of the four measurements the broker reads, and of the
+decision log the broker writes.
 
 Writers (the collectors, the simulator's pipeline, the demo snapshot) and readers (the broker's
 InfluxDB and snapshot sources, its view of the metrics) import these names instead of spelling
@@ -85,3 +86,35 @@ FIELDS: dict[str, tuple[str, ...]] = {
     RUNTIME: RUNTIME_FIELDS,
     OUTCOMES: OUTCOME_FIELDS,
 }
+
+
+# --- the decision log: written by the broker (broker.decisions), not read by its ranking ---
+# One point per candidate destination of one routing decision, at the decision's time.
+DECISION = "routing_decision"
+CHOSEN_BY = "chosen_by"  # who chose the destination the job was routed to: one of CHOSEN_BY_VALUES
+CHOSEN_BY_VALUES = ("broker", "fallback")
+MODE = "mode"  # of the rank snippet: one of MODES
+MODES = ("enforce", "shadow")
+DECISION_TAGS = (DESTINATION_ID, TOOL_ID, CHOSEN_BY, MODE)  # DESTINATION_ID: the candidate
+JOB_ID = "job_id"  # int: Galaxy's job id, the same for every attempt
+ATTEMPT = "attempt"  # int, 1-based: 1 + the decisions this broker logged before for the job id
+DECISION_ID = "decision"  # string: unique id of the decision, shared by its candidates
+BROKER_RANK = "broker_rank"  # int: the candidate's place in the broker's answer, 0 = first
+USED = "used"  # bool: the job was routed to this candidate
+TRANSFER_S = "transfer_s"  # float seconds: the broker's predictions for the candidate
+WAIT_S = "wait_s"  # omitted when the job can never fit there
+RUN_S = "run_s"
+P_SUCCESS = "p_success"  # float 0..1
+METRIC_AGE_S = "metric_age_s"  # age of the site's cluster metrics; omitted if it has none
+DECISION_FIELDS = (
+    JOB_ID,
+    ATTEMPT,
+    DECISION_ID,
+    BROKER_RANK,
+    USED,
+    TRANSFER_S,
+    WAIT_S,
+    RUN_S,
+    P_SUCCESS,
+    METRIC_AGE_S,
+)

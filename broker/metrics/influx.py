@@ -75,7 +75,34 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-class InfluxSource:
+class InfluxConnection:
+    """Where an InfluxDB 1.x is and how to log in (the metric source reads it, the decision log
+    writes to it): `base_url` without credentials, `auth` for basic auth (`username`/`password`
+    in the settings win over the URL's), `shown_url` and `redact` for errors and the log."""
+
+    def __init__(self, settings: InfluxSettings):
+        self.settings = settings
+        parts = urlsplit(settings.url)
+        # `username`/`password` in the settings win over the URL's
+        self.auth: tuple[str, str] | None = None
+        if settings.username:
+            self.auth = (settings.username, settings.password or "")
+        elif parts.username is not None:
+            self.auth = (unquote(parts.username), unquote(parts.password or ""))
+        self.shown_url = redact_url(settings.url)
+        self.base_url = self.shown_url.replace("***@", "", 1).rstrip("/")
+        self._secrets = [
+            x for x in (settings.url, settings.password, parts.password) if x and len(x) >= 3
+        ]
+
+    def redact(self, text: str) -> str:
+        """`text` with the URL's credentials and the password replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
+        return text
+
+
+class InfluxSource(InfluxConnection):
     """One refresh is one GET of /query under one deadline, `timeout_s`, for the whole exchange
     (connecting, sending, waiting and reading the answer): a server that trickles its answer is
     cut off at the deadline, not only when one read stalls. The exchange runs on an event loop
@@ -84,32 +111,12 @@ class InfluxSource:
 
     name = "influxdb"
 
-    def __init__(self, settings: InfluxSettings):
-        self.settings = settings
-        parts = urlsplit(settings.url)
-        # `username`/`password` in the settings win over the URL's
-        self._auth: tuple[str, str] | None = None
-        if settings.username:
-            self._auth = (settings.username, settings.password or "")
-        elif parts.username is not None:
-            self._auth = (unquote(parts.username), unquote(parts.password or ""))
-        self.shown_url = redact_url(settings.url)
-        self._base = self.shown_url.replace("***@", "", 1).rstrip("/")
-        self._secrets = [
-            x for x in (settings.url, settings.password, parts.password) if x and len(x) >= 3
-        ]
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
-        return text
-
     async def _exchange(self) -> tuple[int, bytes]:
         s = self.settings
         params = {"db": s.database, "q": latest_points_query(s.lookback_s), "epoch": "ns"}
         with anyio.fail_after(s.timeout_s):
-            async with httpx.AsyncClient(timeout=s.timeout_s, auth=self._auth) as client:
-                response = await client.get(f"{self._base}/query", params=params)
+            async with httpx.AsyncClient(timeout=s.timeout_s, auth=self.auth) as client:
+                response = await client.get(f"{self.base_url}/query", params=params)
                 return response.status_code, response.content
 
     def _run_exchange(self) -> tuple[int, bytes]:
@@ -131,10 +138,10 @@ class InfluxSource:
                 f"InfluxDB at {shown} did not answer within {s.timeout_s} s"
             ) from None
         except httpx.HTTPError as exc:
-            raise SourceError(self._redact(f"InfluxDB at {shown} is unreachable: {exc}")) from None
+            raise SourceError(self.redact(f"InfluxDB at {shown} is unreachable: {exc}")) from None
         if status != 200:
             text = content[:200].decode("utf-8", "replace")
-            raise SourceError(self._redact(f"InfluxDB at {shown} answered HTTP {status}: {text}"))
+            raise SourceError(self.redact(f"InfluxDB at {shown} answered HTTP {status}: {text}"))
         try:
             payload = json.loads(content)
         except ValueError:

@@ -41,6 +41,26 @@ async def health(request: Request) -> dict[str, Any]:
             "newest_point_age_s": None if newest is None else round(view.now() - newest, 1),
             "sites": len(view.cluster),
         },
+        "decision_log": decision_log_status(request.app.state),
+    }
+
+
+def decision_log_status(state: Any) -> dict[str, Any]:
+    """What /health says of the decision log (`enabled`: false without an InfluxDB)."""
+    decisions, writer = state.decisions, state.decision_writer
+    if writer is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "buffered": decisions.buffered + writer.pending,
+        "buffered_points": decisions.buffered_points,
+        "max_buffered_points": decisions.max_points,
+        "dropped": decisions.dropped,
+        "written": writer.written,
+        "rejected": writer.rejected,
+        "write_failures": writer.failures,
+        "last_write_s": writer.last_write_s,
+        "last_error": writer.last_error,
     }
 
 
