@@ -6,8 +6,11 @@ lines; what a line shares with the next decision of the same tool and candidates
 the run time and P(success), which change only with the metrics) is formatted once and kept,
 and the numbers that change per decision are written with fixed decimals (`%.3f`: several
 times cheaper than the shortest round-trip repr, and a millisecond is finer than any of these
-predictions). Tags are escaped by the contract's codec (`series_key`); a tool or destination
-id that line protocol cannot carry makes its decision unwritable (`LineProtocolError`).
+predictions); `metric_age_s` in whole seconds (`%d`, truncated: half the cost again, and
+ages are compared with a staleness limit of minutes). A number without the `i` suffix is a
+float in line protocol, so `12` is the float field 12.0. Tags are escaped by the contract's
+codec (`series_key`); a tool or destination id that line protocol cannot carry makes its
+decision unwritable (`LineProtocolError`).
 
 `attempt` is 1 + the decisions of the same job id this process has formatted before (a broker
 restart, or a job not seen among the last `REMEMBERED_JOBS`, starts again at 1; consumers that
@@ -20,20 +23,33 @@ from __future__ import annotations
 
 import math
 import secrets
+from itertools import chain, repeat
+from operator import attrgetter, sub
+from typing import NamedTuple
 
 from broker.decisions.log import Decision
 from metric_contract import measurements as mc
 from metric_contract.lineprotocol import series_key
 
 REMEMBERED_JOBS = 100_000  # job ids whose attempts are counted (the oldest forgotten first)
-_KEPT_MAX = 4096  # formatted candidate lists kept (a new metrics view makes new ones)
-_RANKS = [f"{mc.BROKER_RANK}=%di," % r for r in range(1000)]
-_N_RANKS = len(_RANKS)
-_USED = (f"{mc.USED}=false,", f"{mc.USED}=true,")
-_TRANSFER = f"%s{mc.TRANSFER_S}=%.3f,"
-_WAIT = f"{mc.WAIT_S}=%.3f,"
-_AGE = f"{mc.METRIC_AGE_S}=%.3f,"
-_ALL = f"%s{mc.TRANSFER_S}=%.3f,{mc.WAIT_S}=%.3f,{mc.METRIC_AGE_S}=%.3f,%s"
+_KEPT_MAX = 4096  # candidate lists whose formatting is kept (a new metrics view makes new ones)
+_INF = math.inf
+_FALSE, _TRUE = "false", "true"
+_time_s = attrgetter("time_s")
+# the fields that change per decision, after the candidate's fixed part; a candidate whose
+# site never reported gets no metric_age_s (`%.0s` takes its value and writes nothing)
+_VARYING = f"{mc.BROKER_RANK}=%di,{mc.USED}=%s,{mc.TRANSFER_S}=%.3f,{mc.WAIT_S}=%.3f,"
+_AGED = (_VARYING + f"{mc.METRIC_AGE_S}=%d,%s", _VARYING + "%.0s%s")
+
+
+class _Kept(NamedTuple):
+    """What every decision of one tool, mode, chooser and candidate list within one metrics
+    view shares: per candidate its series key and fixed fields, and all of them joined into
+    one template for the varying fields."""
+
+    estimates: object  # identity of the view's estimates: a new view, a new _Kept
+    heads: list[str]  # "<series key> run_s=...,p_success=...," per candidate
+    template: str  # every candidate's line, `_AGED` placeholders
 
 
 class DecisionLines:
@@ -42,7 +58,7 @@ class DecisionLines:
         self._seq = 0
         self._last_ns = 0
         self._attempts: dict[int, int] = {}
-        self._kept: dict[tuple, tuple[object, list[str]]] = {}
+        self._kept: dict[tuple, _Kept] = {}
 
     def _attempt(self, job_id: int) -> int:
         attempts = self._attempts
@@ -52,30 +68,38 @@ class DecisionLines:
             del attempts[next(iter(attempts))]
         return attempt
 
-    def _static(self, d: Decision) -> list[str]:
-        """Per candidate: its series key and the fields fixed for a tool at a destination
-        within one metrics view (run time, P(success)), ending where the varying ones start."""
-        key = (d.tool_id, d.mode, d.chosen_by, d.ids)
-        kept = self._kept.get(key)
-        if kept is not None and kept[0] is d.estimates:
-            return kept[1]
+    def _heads(self, d: Decision) -> list[str]:
         tags = {mc.TOOL_ID: d.tool_id or "", mc.MODE: d.mode, mc.CHOSEN_BY: d.chosen_by}
-        out = []
+        heads = []
         for i, dest in enumerate(d.ids):
             head = series_key(mc.DECISION, {**tags, mc.DESTINATION_ID: dest}) + " "
             if d.estimates is not None:
                 est = d.estimates[i]
                 head += f"{mc.RUN_S}={est.run.value:.3f},{mc.P_SUCCESS}={est.success.value:.6f},"
-            out.append(head)
-        if d.estimates is not None:  # without predictions (a failed ranking) nothing is shared
-            if len(self._kept) >= _KEPT_MAX:
-                self._kept.clear()
-            self._kept[key] = (d.estimates, out)
-        return out
+            heads.append(head)
+        return heads
 
-    def format(self, d: Decision) -> list[str]:
-        """The decision's lines, in the broker's order (its first choice first)."""
-        static = self._static(d)
+    def _shared(self, d: Decision) -> _Kept:
+        key = (d.tool_id, d.mode, d.chosen_by, d.ids)
+        kept = self._kept.get(key)
+        if kept is not None and kept.estimates is d.estimates:
+            return kept
+        heads = self._heads(d)
+        never = (
+            [p.time_s == -_INF for p in d.pools] if d.pools is not None else [False] * len(heads)
+        )
+        template = "\n".join(
+            h.replace("%", "%%") + _AGED[missing] for h, missing in zip(heads, never, strict=True)
+        )
+        kept = _Kept(d.estimates, heads, template)
+        if len(self._kept) >= _KEPT_MAX:
+            self._kept.clear()
+        self._kept[key] = kept
+        return kept
+
+    def format(self, d: Decision) -> str:
+        """The decision's lines (one per candidate, in TPV's order), joined by newlines."""
+        kept = self._shared(d)
         self._seq += 1
         ns = max(int(d.time_s * 1e9), self._last_ns + 1)
         self._last_ns = ns
@@ -83,30 +107,27 @@ class DecisionLines:
             f'{mc.ATTEMPT}={self._attempt(d.job_id)}i,{mc.DECISION_ID}="{self._run}-{self._seq}",'
             f"{mc.JOB_ID}={d.job_id}i {ns}"
         )
-        used = d.used
-        lines = []
-        if d.pools is None or d.transfer_s is None or d.wait_s is None:  # the ranking failed
-            for rank, i in enumerate(d.order):
-                lines.append(static[i] + _rank(rank) + _USED[i == used] + tail)
-            return lines
-        now = d.time_s
-        transfers, waits, pools = d.transfer_s, d.wait_s, d.pools
-        inf = math.inf
-        for rank, i in enumerate(d.order):
-            wait = waits[i]
-            age = now - pools[i].time_s
-            head = static[i] + (_RANKS[rank] if rank < _N_RANKS else _rank(rank)) + _USED[i == used]
-            if wait != inf and age != inf:  # the common case: one formatting operation
-                lines.append(_ALL % (head, transfers[i], wait, max(age, 0.0), tail))
-                continue
-            line = _TRANSFER % (head, transfers[i])
-            if wait != inf:
-                line += _WAIT % wait
-            if age != inf:
-                line += _AGE % max(age, 0.0)
+        n = len(d.ids)
+        ranks = sorted(range(n), key=d.order.__getitem__)  # the inverse: each one's place
+        used = [_FALSE] * n
+        used[d.used] = _TRUE
+        if d.transfer_s is None or d.wait_s is None or d.pools is None:  # the ranking failed
+            return "\n".join(
+                f"{h}{mc.BROKER_RANK}={r}i,{mc.USED}={u},{tail}"
+                for h, r, u in zip(kept.heads, ranks, used, strict=True)
+            )
+        ages = list(map(sub, repeat(d.time_s, n), map(_time_s, d.pools)))
+        if _INF not in d.wait_s:  # the common case: one formatting operation
+            values = zip(ranks, used, d.transfer_s, d.wait_s, ages, repeat(tail, n), strict=True)
+            return kept.template % tuple(chain.from_iterable(values))
+        lines = []  # some candidate cannot fit the job: no wait_s
+        for h, r, u, t, w, a in zip(
+            kept.heads, ranks, used, d.transfer_s, d.wait_s, ages, strict=True
+        ):
+            line = f"{h}{mc.BROKER_RANK}={r}i,{mc.USED}={u},{mc.TRANSFER_S}={t:.3f},"
+            if w != _INF:
+                line += f"{mc.WAIT_S}={w:.3f},"
+            if a != _INF:
+                line += f"{mc.METRIC_AGE_S}=%d," % a
             lines.append(line + tail)
-        return lines
-
-
-def _rank(rank: int) -> str:
-    return _RANKS[rank] if rank < len(_RANKS) else f"{mc.BROKER_RANK}={rank}i,"
+        return "\n".join(lines)

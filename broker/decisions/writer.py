@@ -128,7 +128,7 @@ class DecisionWriter:
         started = time.perf_counter()
         for decision in batch:
             try:
-                lines.extend(self.lines.format(decision))
+                lines.append(self.lines.format(decision))
                 count += 1
             except LineProtocolError as exc:
                 self.rejected += 1
