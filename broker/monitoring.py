@@ -31,7 +31,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broker.auth import route_path
@@ -40,6 +39,8 @@ PREFIX = "tpv_broker"
 # /process_data answers in about a millisecond; /reprioritize and ARBO take longer
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 UNMATCHED = "unmatched"
+# the classic text format every Prometheus reads (what `generate_latest` writes for our names)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class RequestMetrics:
@@ -171,4 +172,4 @@ router = APIRouter()
 @router.get("/metrics", response_class=Response, summary="Prometheus metrics")
 async def metrics(request: Request) -> Response:
     """The broker's own metrics, in Prometheus' text format."""
-    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE)

@@ -41,9 +41,8 @@ def test_bad_decision_fields_are_a_422_naming_the_field(client, extra, field):
 
 
 def test_a_fallback_order_longer_than_the_limit_is_a_422_naming_the_setting(tmp_path):
-    from tests.support.broker_app import settings
-
     from broker.app import create_app
+    from tests.support.broker_app import settings
 
     app = create_app(settings(tmp_path, TPV_BROKER_LIMITS__MAX_DESTINATIONS=2))
     body = {"destinations": [{"id": "a"}, {"id": "b"}], "fallback_order": ["a", "b", "c"]}
