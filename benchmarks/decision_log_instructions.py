@@ -3,7 +3,7 @@ in instructions (valgrind callgrind), which a loaded machine does not blur as it
 
 N requests of the production shape (50 candidates, 50 datasets, the in-flight ledger on, each
 with its own job id) go in-process through the whole ASGI app, three times, each in a process
-of its own under callgrind, counting only the requests (`--toggle-collect` on the
+of its own under callgrind (side by side), counting only the requests (`--toggle-collect` on the
 `functools.reduce` call that runs them):
 
 - `off`: the decision log off (decisions only counted);
@@ -102,19 +102,30 @@ def run(mode: str, n: int) -> None:
     print(json.dumps({"mode": mode, "requests": n, "bytes": size}))
 
 
-def collected(mode: str, n: int, workdir: Path) -> int:
-    out = workdir / f"callgrind.{mode}.out"
-    cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
-           "--toggle-collect=functools_reduce", f"--callgrind-out-file={out}",
-           sys.executable, "-m", "benchmarks.decision_log_instructions",
-           "--run", mode, str(n)]  # fmt: skip
-    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"benchmark: {mode} run failed:\n{done.stderr[-2000:]}")
-    found = re.search(r"Collected : (\d+)", done.stderr)
-    if found is None:
-        raise SystemExit(f"benchmark: callgrind reported no count:\n{done.stderr[-2000:]}")
-    return int(found.group(1))
+def collected(n: int, workdir: Path) -> dict[str, int]:
+    """Each mode's count, the three processes run side by side (instructions do not depend on
+    what else runs; the wall time of valgrind does)."""
+    running = {}
+    for mode in MODES:
+        out = workdir / f"callgrind.{mode}.out"
+        cmd = ["valgrind", "--tool=callgrind", "--collect-atstart=no",
+               "--toggle-collect=functools_reduce", f"--callgrind-out-file={out}",
+               sys.executable, "-m", "benchmarks.decision_log_instructions",
+               "--run", mode, str(n)]  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in every run
+        running[mode] = subprocess.Popen(
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env
+        )
+    counts = {}
+    for mode, process in running.items():
+        _, stderr = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"benchmark: {mode} run failed:\n{stderr[-2000:]}")
+        found = re.search(r"Collected : (\d+)", stderr)
+        if found is None:
+            raise SystemExit(f"benchmark: callgrind reported no count:\n{stderr[-2000:]}")
+        counts[mode] = int(found.group(1))
+    return counts
 
 
 def main() -> int:
@@ -125,7 +136,7 @@ def main() -> int:
         print("benchmark: valgrind not found (Debian package valgrind)", file=sys.stderr)
         return 2
     workdir = Path(tempfile.mkdtemp(prefix="tpv-broker-callgrind-"))
-    per_request = {m: collected(m, REQUESTS, workdir) / REQUESTS for m in MODES}
+    per_request = {m: count / REQUESTS for m, count in collected(REQUESTS, workdir).items()}
     off = per_request["off"]
     results = {
         "requests": REQUESTS,
