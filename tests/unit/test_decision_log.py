@@ -118,19 +118,19 @@ def test_predictions_are_the_ones_the_explanation_gives(logged):
     first = {p.tags[mc.DESTINATION_ID]: p.fields for p in decisions[0]}
     for row in explained["destinations"]:
         f = first[row["id"]]
-        assert f[mc.TRANSFER_S] == pytest.approx(row["transfer_s"], abs=0.051)
+        assert f[mc.TRANSFER_S] == pytest.approx(row["transfer_s"], abs=0.551)  # whole s
         assert f[mc.RUN_S] == pytest.approx(row["run_s"], abs=0.051)
         assert f[mc.P_SUCCESS] == pytest.approx(row["p_success"], abs=5e-5)
         if row["wait_s"] is None:
             assert mc.WAIT_S not in f  # can never fit there
         else:
-            assert f[mc.WAIT_S] == pytest.approx(row["wait_s"], abs=0.051)
+            assert f[mc.WAIT_S] == pytest.approx(row["wait_s"], abs=0.551)
         age = row["metric_ages"]["cluster_usage_s"]
         if age is None:
             assert mc.METRIC_AGE_S not in f
         else:
             assert isinstance(f[mc.METRIC_AGE_S], float)
-            assert abs(f[mc.METRIC_AGE_S] - age) <= 1.1  # whole seconds
+            assert abs(f[mc.METRIC_AGE_S] - age) <= 0.551  # whole seconds
 
 
 def test_a_site_without_metrics_and_a_job_that_cannot_fit_omit_age_and_wait():
@@ -152,7 +152,8 @@ def test_a_site_without_metrics_and_a_job_that_cannot_fit_omit_age_and_wait():
         d = decision(1, pools=pools, transfer_s=[1.0, 2.0, 3.0], wait_s=waits, estimates=est,
                      order=[2, 0, 1], used=2)  # fmt: skip
         pts = {p.tags[mc.DESTINATION_ID]: p.fields for p in points(lines.format(d))}
-        assert pts["d0"][mc.METRIC_AGE_S] == 10.0 and pts["d2"][mc.METRIC_AGE_S] == 4.0
+        # whole seconds, rounded (4.5 s -> 5)
+        assert pts["d0"][mc.METRIC_AGE_S] == 10.0 and pts["d2"][mc.METRIC_AGE_S] == 5.0
         assert mc.METRIC_AGE_S not in pts["d1"]
         assert (mc.WAIT_S in pts["d1"]) is (waits[1] != math.inf)
         assert [pts[f"d{i}"][mc.BROKER_RANK] for i in range(3)] == [1, 2, 0]
