@@ -88,28 +88,29 @@ FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
-# --- the decision log: written by the broker (broker.decisions), not read by its ranking ---
-# One point per candidate destination of one routing decision, at the decision's time.
-DECISION = "routing_decision"
-CHOSEN_BY = "chosen_by"  # who chose the destination the job was routed to: one of CHOSEN_BY_VALUES
-CHOSEN_BY_VALUES = ("broker", "fallback")
-MODE = "mode"  # of the rank snippet: one of MODES
-MODES = ("enforce", "shadow")
-DECISION_TAGS = (DESTINATION_ID, TOOL_ID, CHOSEN_BY, MODE)  # DESTINATION_ID: the candidate
-JOB_ID = "job_id"  # int: Galaxy's job id, the same for every attempt
-ATTEMPT = "attempt"  # int, 1-based: 1 + the decisions this broker logged before for the job id
-DECISION_ID = "decision"  # string: unique id of the decision, shared by its candidates
-BROKER_RANK = "broker_rank"  # int: the candidate's place in the broker's answer, 0 = first
+# --- the decision log: `routing_decision` (one point per candidate destination of a decision) ---
+DECISIONS = "routing_decision"  # one point per candidate of one routing decision; the broker
+CHOSEN_BY = "chosen_by"  # tag: who chose the destination the job was routed to
+BY_BROKER = "broker"
+BY_FALLBACK = "fallback"
+MODE = "mode"  # tag: the rank snippet's mode
+ENFORCE = "enforce"
+SHADOW = "shadow"
+DECISION_TAGS = (DESTINATION_ID, TOOL_ID, CHOSEN_BY, MODE)
+JOB_ID = "job_id"  # int: Galaxy's job id (the same for every attempt)
+ATTEMPT = "attempt"  # int, 1-based
+DECISION = "decision"  # string: the decision's unique id, shared by its candidates
+BROKER_RANK = "broker_rank"  # int: 0 = the broker's first choice
 USED = "used"  # bool: the job was routed to this candidate
-TRANSFER_S = "transfer_s"  # float seconds: the broker's predictions for the candidate
-WAIT_S = "wait_s"  # omitted when the job can never fit there
+TRANSFER_S = "transfer_s"
+WAIT_S = "wait_s"
 RUN_S = "run_s"
-P_SUCCESS = "p_success"  # float 0..1
-METRIC_AGE_S = "metric_age_s"  # age of the site's cluster metrics; omitted if it has none
+P_SUCCESS = "p_success"
+METRIC_AGE_S = "metric_age_s"  # omitted when unknown
 DECISION_FIELDS = (
     JOB_ID,
     ATTEMPT,
-    DECISION_ID,
+    DECISION,
     BROKER_RANK,
     USED,
     TRANSFER_S,

@@ -75,7 +75,7 @@ class DecisionLines:
         tags = {mc.TOOL_ID: d.tool_id or "", mc.MODE: d.mode, mc.CHOSEN_BY: d.chosen_by}
         heads = []
         for i, dest in enumerate(d.ids):
-            head = series_key(mc.DECISION, {**tags, mc.DESTINATION_ID: dest}) + " "
+            head = series_key(mc.DECISIONS, {**tags, mc.DESTINATION_ID: dest}) + " "
             if d.estimates is not None:
                 est = d.estimates[i]
                 head += f"{mc.RUN_S}={est.run.value:.3f},{mc.P_SUCCESS}={est.success.value:.6f},"
@@ -107,7 +107,7 @@ class DecisionLines:
         ns = max(int(d.time_s * 1e9), self._last_ns + 1)
         self._last_ns = ns
         tail = (
-            f'{mc.ATTEMPT}={self._attempt(d.job_id)}i,{mc.DECISION_ID}="{self._run}-{self._seq}",'
+            f'{mc.ATTEMPT}={self._attempt(d.job_id)}i,{mc.DECISION}="{self._run}-{self._seq}",'
             f"{mc.JOB_ID}={d.job_id}i {ns}"
         )
         n = len(d.ids)

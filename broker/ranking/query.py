@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from broker.ranking.transfer import Coordinates, Inputs
-from metric_contract.measurements import CHOSEN_BY_VALUES
+from metric_contract.measurements import BY_BROKER, BY_FALLBACK
 from metric_contract.units import MB_PER_GB  # TPV's `mem` is GB; every metric is MB
 
 
@@ -32,10 +32,10 @@ class Job:
 
 
 # The rank snippet's modes and who chose a job's destination: names of the decision log.
-Mode = Literal["enforce", "shadow"]  # = metric_contract's MODES, spelled for pydantic and mypy
+Mode = Literal["enforce", "shadow"]  # metric_contract ENFORCE, SHADOW, spelled for pydantic
 ENFORCE: Mode = "enforce"
 SHADOW: Mode = "shadow"
-BROKER, FALLBACK = CHOSEN_BY_VALUES
+BROKER, FALLBACK = BY_BROKER, BY_FALLBACK
 
 
 @dataclass(slots=True)

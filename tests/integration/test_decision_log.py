@@ -35,7 +35,7 @@ def fill(influx):
 
 def rows(influx) -> list[dict]:
     """Every routing_decision point, tags and fields by name."""
-    result = influx.query(f'SELECT * FROM "{mc.DECISION}"')["results"][0]
+    result = influx.query(f'SELECT * FROM "{mc.DECISIONS}"')["results"][0]
     out = []
     for series in result.get("series", []):
         for values in series["values"]:
@@ -46,7 +46,7 @@ def rows(influx) -> list[dict]:
 def decisions(influx) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {}
     for row in rows(influx):
-        out.setdefault(row[mc.DECISION_ID], []).append(row)
+        out.setdefault(row[mc.DECISION], []).append(row)
     return out
 
 

@@ -74,7 +74,7 @@ def test_one_point_per_candidate_with_the_contract_names(logged):
     answers, _, batch, decisions = logged
     for answer, pts in zip(answers, decisions, strict=True):
         assert len(pts) == len(IDS)
-        assert {p.measurement for p in pts} == {mc.DECISION}
+        assert {p.measurement for p in pts} == {mc.DECISIONS}
         assert {p.tags[mc.DESTINATION_ID] for p in pts} == set(IDS)
         for p in pts:
             assert set(p.tags) == set(mc.DECISION_TAGS)
@@ -83,9 +83,9 @@ def test_one_point_per_candidate_with_the_contract_names(logged):
         by_rank = sorted(pts, key=lambda p: p.fields[mc.BROKER_RANK])
         assert [p.tags[mc.DESTINATION_ID] for p in by_rank] == answer["sorted_destinations"]
         assert len({p.time_ns for p in pts}) == 1  # candidates share the decision's time
-        assert len({p.fields[mc.DECISION_ID] for p in pts}) == 1
+        assert len({p.fields[mc.DECISION] for p in pts}) == 1
         assert sum(p.fields[mc.USED] is True for p in pts) == 1
-    ids = {pts[0].fields[mc.DECISION_ID] for pts in decisions}
+    ids = {pts[0].fields[mc.DECISION] for pts in decisions}
     assert len(ids) == 3  # unique per decision
     times = [pts[0].time_ns for pts in decisions]
     assert times == sorted(set(times))  # strictly increasing
