@@ -22,11 +22,15 @@ $(STAMP): pyproject.toml requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $(STAMP)
 
-# Debian packages the integration tests start for real (InfluxDB 1.x). Skipped when present.
+# Debian packages the integration tests start for real (InfluxDB 1.x, Prometheus). Skipped when
+# present.
 deps:
 	@command -v influxd >/dev/null || { \
 	  echo "installing Debian package influxdb"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq influxdb >/dev/null; }
+	@command -v prometheus >/dev/null || { \
+	  echo "installing Debian package prometheus"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 demo: venv
 	$(PY) -m broker.demo

@@ -11,14 +11,19 @@ after the other:
   as deployed), hence the in-flight ledger on, holding `BENCH_IN_FLIGHT` (default 10,000) jobs
   across the sites at the start (each staging a day of data, so none expires during the run;
   every request adds one more), and 50 candidate destinations. `in_flight` is what the ledger
-  holds when the run ends.
+  holds when the run ends. Every request carries its own Galaxy job id (wrk numbers them) and
+  the decision log is on, writing each decision's 50 points to that same influxd.
 - `production_redis`: the same with the ledger shared through Redis (`ledger.redis_url`, a
   `redis-server` started here on a free port): every decision is also appended to the Redis
   stream by the ledger's writer thread while its reader follows the stream.
+- `production_without_log`: the `production` server with `decision_log.enabled: false`, the
+  same requests: `decision_log_cost` = 1 - production rps / this rps (target: at most 0.05),
+  and `decision_log` what the log wrote, dropped and still held when the run ended.
 
 Printed side by side; JSON on the last line, each ratio against the ceiling of its own server.
 Target, for the first two: p99 under 10 ms and at least 60% of the ceiling's throughput; for
-`production_redis`: p99 under 10 ms.
+`production_redis`: p99 under 10 ms. Wall-clock figures on a shared machine swing;
+`benchmarks.decision_log_instructions` counts the log's cost in instructions instead.
 """
 
 from __future__ import annotations
@@ -123,12 +128,20 @@ def _ms(value: str, unit: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
-def run_wrk(url: str, body: dict, workdir: Path) -> dict:
+def run_wrk(url: str, body: dict, workdir: Path, job_ids: bool = False) -> dict:
+    """wrk's figures for POSTing `body`; with `job_ids`, each request with a job id of its own."""
     script = workdir / "post.lua"
-    script.write_text(
-        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
-        f"wrk.body = [==[{json.dumps(body)}]==]\n"
-    )
+    lua = 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+    if job_ids:
+        head = json.dumps(body)[:-1]  # without its closing brace
+        lua += (
+            f"local head = [==[{head}]==]\nlocal n = 0\n"
+            "request = function()\n  n = n + 1\n"
+            '  return wrk.format(nil, nil, nil, head .. \',"job_id":\' .. n .. "}")\nend\n'
+        )
+    else:
+        lua += f"wrk.body = [==[{json.dumps(body)}]==]\n"
+    script.write_text(lua)
     cmd = [
         "wrk",
         "-t1",
@@ -165,9 +178,15 @@ def fill_influxdb(workdir: Path) -> InfluxServer:
     return server
 
 
-def measure(config: Path, body: dict, workdir: Path, production: bool) -> dict:
-    """Ceiling and broker figures from one server; for production, the ledger at the end."""
+def measure(
+    config: Path, body: dict, workdir: Path, production: bool, decision_log: bool = True
+) -> dict:
+    """Ceiling and broker figures from one server; for production, the ledger and the decision
+    log at the end (requests with job ids; without `decision_log`, the log off and no ceiling
+    run: it is the pair of the production run)."""
     env = {**os.environ, "TPV_BROKER_CONFIG": str(config)}
+    if not decision_log:
+        env["TPV_BROKER_DECISION_LOG__ENABLED"] = "false"
 
     def command(port: int) -> list[str]:
         return ["uvicorn", "--factory", "benchmarks.latency:make_app", "--port", str(port),
@@ -181,11 +200,19 @@ def measure(config: Path, body: dict, workdir: Path, production: bool) -> dict:
         assert sorted(answer["sorted_destinations"]) == ids, "broker answer is not a permutation"
         states = [d["state"] for d in answer["explanation"]["destinations"]]
         results = {"fresh": states.count("fresh")}
-        for name, path in (("ceiling", "/trivial"), ("broker", "/process_data")):
-            run_wrk(f"{base}{path}", body, workdir)  # warm-up, discarded
-            results[name] = run_wrk(f"{base}{path}", body, workdir)
+        runs = [("broker", "/process_data")]
+        if decision_log:
+            runs.insert(0, ("ceiling", "/trivial"))
+        for name, path in runs:
+            job_ids = production and path == "/process_data"
+            run_wrk(f"{base}{path}", body, workdir, job_ids)  # warm-up, discarded
+            results[name] = run_wrk(f"{base}{path}", body, workdir, job_ids)
         if production:
             results["in_flight"] = httpx.get(f"{base}/bench/in_flight", timeout=5).json()["jobs"]
+            logged = httpx.get(f"{base}/health", timeout=5).json()["decision_log"]
+            results["decision_log"] = {
+                k: logged[k] for k in ("enabled", "written", "dropped", "buffered") if k in logged
+            }
     return results
 
 
@@ -211,6 +238,9 @@ def main() -> int:
         snap = measure(snapshot_config, body, workdir, production=False)
         prod = measure(production_config, production_body, workdir, production=True)
         shared = measure(redis_config, production_body, workdir, production=True)
+        bare = measure(
+            production_config, production_body, workdir, production=True, decision_log=False
+        )
     except ServerError as exc:
         print(f"benchmark: the broker did not start:\n{exc}", file=sys.stderr)
         return 1
@@ -226,21 +256,30 @@ def main() -> int:
         "production_ratio": round(prod["broker"]["rps"] / prod["ceiling"]["rps"], 3),
         "production_redis": shared["broker"],
         "production_redis_ceiling": shared["ceiling"],
+        "production_without_log": bare["broker"],
+        "decision_log_cost": round(1 - prod["broker"]["rps"] / bare["broker"]["rps"], 3),
+        "decision_log": prod["decision_log"],
     }
     print(f"{CONNECTIONS} connections, {DURATION_S} s per run, one uvicorn worker, {DATASETS} "
           f"datasets; broker: snapshot, {DESTINATIONS} destinations ({snap['fresh']} fresh); "
           f"production: InfluxDB, {PRODUCTION_DESTINATIONS} destinations ({prod['fresh']} "
           f"fresh), {IN_FLIGHT} jobs in flight at the start")  # fmt: skip
-    print(f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'endpoint':<22} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")  # production: log on
     rows = (("broker", results["broker"]), ("ceiling", results["ceiling"]),
             ("production", results["production"]),
             ("ceiling (production)", results["production_ceiling"]),
             ("production_redis", results["production_redis"]),
-            ("ceiling (prod. redis)", results["production_redis_ceiling"]))  # fmt: skip
+            ("ceiling (prod. redis)", results["production_redis_ceiling"]),
+            ("production, no log", results["production_without_log"]))  # fmt: skip
     for name, r in rows:
         print(f"{name:<22} {r['rps']:>9.1f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f}")
     print(f"in flight at the end of the production run: {results['production']['in_flight']}, "
           f"of the production_redis run: {shared['in_flight']}")  # fmt: skip
+    logged = results["decision_log"]
+    print(f"decision log: {logged.get('written')} decisions written, {logged.get('dropped')} "
+          f"dropped, {logged.get('buffered')} still buffered at the end; cost "
+          f"{results['decision_log_cost']:.3f} of throughput (target <= 0.05): "
+          f"{'met' if results['decision_log_cost'] <= 0.05 else 'NOT met'}")  # fmt: skip
     judged = (("broker", "throughput_ratio"), ("production", "production_ratio"))
     for name, ratio in judged:
         figures = results[name]

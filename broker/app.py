@@ -14,6 +14,8 @@ from broker import __version__
 from broker.arbo.routes import router as arbo_router
 from broker.auth import OPEN_PATHS, TokenMiddleware
 from broker.config import ConfigError, Settings
+from broker.decisions.log import DecisionLog
+from broker.decisions.writer import DecisionWriter
 from broker.errors import install_error_handlers
 from broker.limits import BodyLimitMiddleware
 from broker.metrics.cache import MetricsCache
@@ -21,6 +23,8 @@ from broker.metrics.destinations import site_free_fraction
 from broker.metrics.influx import InfluxSource
 from broker.metrics.routes import router as metrics_router
 from broker.metrics.snapshot import SnapshotSource
+from broker.monitoring import RequestMetrics, registry_for
+from broker.monitoring import router as monitoring_router
 from broker.ranking import routes as ranking_routes
 from broker.ranking.derived import DerivedView, derive
 from broker.ranking.routed import RoutedLedger
@@ -82,6 +86,8 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
         cache.start()
         if ledger is not None:
             ledger.start()
+        if writer is not None:
+            writer.start()
         log.info(
             "broker %s ready: source=%s, %d configured destinations (%.2f s)",
             __version__,
@@ -95,6 +101,8 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
                 "set auth.tokens (TPV_BROKER_AUTH__TOKENS) unless only trusted hosts can"
             )
         yield
+        if writer is not None:
+            await writer.stop()  # uvicorn has finished the requests: write what they decided
         cache.stop()
         if ledger is not None:
             ledger.stop()
@@ -109,19 +117,34 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
     # Live metrics lag the decisions: remember what was routed until the site reports it.
     ledger = build_ledger(settings)
     app.state.routed = ledger
+    # Every decision is counted; with InfluxDB, those with a job id are logged to it.
+    log_on = settings.decision_log.enabled and settings.metrics.source == "influxdb"
+    decisions = DecisionLog(settings.decision_log.max_buffered_points if log_on else None)
+    writer = (
+        DecisionWriter(decisions, settings.metrics.influxdb, settings.decision_log)
+        if log_on
+        else None
+    )
+    app.state.decisions = decisions
+    app.state.decision_writer = writer
+    app.state.registry = registry_for(app.state)
     # ARBO reads a site's current load through this hook (None: unknown or stale).
     app.state.site_load = lambda site: site_free_fraction(settings, cache.current.view, site)
     install_error_handlers(app)
     if settings.auth.tokens:
         app.add_middleware(TokenMiddleware, tokens=settings.auth.named())
-    # outermost: a request is bounded before anything else reads it
+    # a request is bounded before anything else reads it
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.limits.max_body_bytes,
         timeout_s=settings.server.body_timeout_s,
     )
+    static_paths: set[str] = set()  # filled below, once the routes are there
+    # outermost: every answer is counted and timed, a 401 or a 413 too
+    app.add_middleware(RequestMetrics, registry=app.state.registry, static_paths=static_paths)
     ranking_routes.install(app)
     app.include_router(metrics_router)
+    app.include_router(monitoring_router)
 
     @app.get("/version", summary="The broker's version")
     async def version() -> dict[str, str]:
@@ -129,6 +152,8 @@ def create_app(settings: Settings, cache: MetricsCache[DerivedView] | None = Non
 
     app.include_router(arbo_router)
     app.include_router(reprioritize_router)
+    paths = (getattr(route, "path", "{") for route in app.routes)
+    static_paths.update(p for p in paths if "{" not in p)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

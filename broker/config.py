@@ -315,6 +315,31 @@ class ArboSettings(_Section):
     )
 
 
+class DecisionLogSettings(_Section):
+    """The decision log: every `/process_data` decision that carries a `job_id`, written to the
+    InfluxDB of `metrics.influxdb` (same URL, database, credentials and `timeout_s`) as the
+    `routing_decision` measurement, off the request path (see docs/api.md, "Decision log").
+    Active only with `metrics.source: influxdb` (a snapshot has no InfluxDB to write to)."""
+
+    enabled: bool = True
+    max_buffered_points: int = Field(
+        default=500_000,
+        ge=1,
+        description="candidate points kept in memory while InfluxDB cannot take them (about 80 "
+        "bytes each); beyond, the oldest decisions are dropped and counted",
+    )
+    batch_points: int = Field(
+        default=5000, ge=1, description="points per /write (a larger decision goes alone)"
+    )
+    flush_s: float = Field(default=1.0, gt=0, description="how often buffered decisions are sent")
+    retry_max_s: float = Field(
+        default=60.0, gt=0, description="longest wait between retries while InfluxDB fails"
+    )
+    shutdown_s: float = Field(
+        default=5.0, ge=0, description="at shutdown, how long to try writing what is buffered"
+    )
+
+
 class Settings(_Section):
     server: ServerSettings = ServerSettings()
     state_dir: Path = Path("/var/lib/tpv-broker")
@@ -326,6 +351,7 @@ class Settings(_Section):
     arbo: ArboSettings = ArboSettings()
     limits: LimitsSettings = LimitsSettings()
     ledger: LedgerSettings = LedgerSettings()
+    decision_log: DecisionLogSettings = DecisionLogSettings()
     source_file: Path | None = Field(default=None, exclude=True)
 
     def site_of(self, destination_id: str) -> str:

@@ -97,6 +97,21 @@ def _format_field(value: FieldValue) -> str:
     raise LineProtocolError(f"unsupported field value type {type(value).__name__}")
 
 
+def series_key(measurement: str, tags: Mapping[str, str]) -> str:
+    """The escaped `measurement,tag=value,...` that starts a point (tags sorted, empty ones
+    dropped); LineProtocolError when line protocol cannot carry a part. A writer of many points
+    of few series builds this once per series and appends the fields itself."""
+    head = _escape(_checked("measurement", measurement), ", ")
+    for key in sorted(tags):
+        value = tags[key]
+        if value is None or value == "":
+            continue
+        k = _checked("tag key", str(key))
+        v = _checked(f"tag {k} value", str(value))
+        head += f",{_escape(k, ',= ')}={_escape(v, ',= ')}"
+    return head
+
+
 def format_point(
     measurement: str,
     tags: Mapping[str, str],
@@ -107,14 +122,7 @@ def format_point(
     LineProtocolError names the part that line protocol cannot carry (see the module doc)."""
     if not fields:
         raise LineProtocolError(f"point {measurement!r} has no fields")
-    head = _escape(_checked("measurement", measurement), ", ")
-    for key in sorted(tags):
-        value = tags[key]
-        if value is None or value == "":
-            continue
-        k = _checked("tag key", str(key))
-        v = _checked(f"tag {k} value", str(value))
-        head += f",{_escape(k, ',= ')}={_escape(v, ',= ')}"
+    head = series_key(measurement, tags)
     body = ",".join(
         f"{_escape(_checked('field key', k), ',= ')}={_format_field(v)}" for k, v in fields.items()
     )

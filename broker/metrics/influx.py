@@ -153,7 +153,40 @@ def redact_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-class InfluxSource:
+class InfluxConnection:
+    """Where an InfluxDB is and how to log in (the metric source reads it, the decision log
+    writes to it): `base_url` without credentials; `headers` with `Authorization: Token ...`
+    when a token is set (2.x/3.x), else `auth` for basic auth (`username`/`password` in the
+    settings win over the URL's); `shown_url` and `redact` for errors and the log."""
+
+    def __init__(self, settings: InfluxSettings):
+        self.settings = settings
+        parts = urlsplit(settings.url)
+        # `username`/`password` in the settings win over the URL's
+        self.auth: tuple[str, str] | None = None
+        if settings.username:
+            self.auth = (settings.username, settings.password or "")
+        elif parts.username is not None:
+            self.auth = (unquote(parts.username), unquote(parts.password or ""))
+        self.headers = {"Authorization": f"Token {settings.token}"} if settings.token else {}
+        if settings.token:
+            self.auth = None  # one scheme per request: the token
+        self.shown_url = redact_url(settings.url)
+        self.base_url = self.shown_url.replace("***@", "", 1).rstrip("/")
+        self._secrets = [
+            x
+            for x in (settings.url, settings.password, parts.password, settings.token)
+            if x and len(x) >= 3
+        ]
+
+    def redact(self, text: str) -> str:
+        """`text` with the URL's credentials, the password and the token replaced."""
+        for secret in self._secrets:
+            text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
+        return text
+
+
+class InfluxSource(InfluxConnection):
     """One refresh is one GET of /query under one deadline, `timeout_s`, for the whole exchange
     (connecting, sending, waiting and reading the answer): a server that trickles its answer is
     cut off at the deadline, not only when one read stalls. The exchange runs on an event loop
@@ -163,31 +196,6 @@ class InfluxSource:
 
     name = "influxdb"
 
-    def __init__(self, settings: InfluxSettings):
-        self.settings = settings
-        parts = urlsplit(settings.url)
-        # `username`/`password` in the settings win over the URL's
-        self._auth: tuple[str, str] | None = None
-        if settings.username:
-            self._auth = (settings.username, settings.password or "")
-        elif parts.username is not None:
-            self._auth = (unquote(parts.username), unquote(parts.password or ""))
-        self._headers = {"Authorization": f"Token {settings.token}"} if settings.token else {}
-        if settings.token:
-            self._auth = None  # one scheme per request: the token
-        self.shown_url = redact_url(settings.url)
-        self._base = self.shown_url.replace("***@", "", 1).rstrip("/")
-        self._secrets = [
-            x
-            for x in (settings.url, settings.password, parts.password, settings.token)
-            if x and len(x) >= 3
-        ]
-
-    def _redact(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, self.shown_url if secret == self.settings.url else "***")
-        return text
-
     async def _exchange(
         self, query: str, timeout_s: float, max_bytes: int | None
     ) -> tuple[int, bytes]:
@@ -195,12 +203,12 @@ class InfluxSource:
         params = {"db": s.database, "q": query, "epoch": "ns"}
         with anyio.fail_after(timeout_s):
             async with httpx.AsyncClient(
-                timeout=timeout_s, auth=self._auth, headers=self._headers
+                timeout=timeout_s, auth=self.auth, headers=self.headers
             ) as client:
                 if max_bytes is None:
-                    response = await client.get(f"{self._base}/query", params=params)
+                    response = await client.get(f"{self.base_url}/query", params=params)
                     return response.status_code, response.content
-                async with client.stream("GET", f"{self._base}/query", params=params) as r:
+                async with client.stream("GET", f"{self.base_url}/query", params=params) as r:
                     body = bytearray()
                     async for chunk in r.aiter_bytes():
                         body += chunk
@@ -250,10 +258,10 @@ class InfluxSource:
         except (TimeoutError, httpx.TimeoutException):
             raise SourceError(f"InfluxDB at {shown} did not answer within {deadline} s") from None
         except httpx.HTTPError as exc:
-            raise SourceError(self._redact(f"InfluxDB at {shown} is unreachable: {exc}")) from None
+            raise SourceError(self.redact(f"InfluxDB at {shown} is unreachable: {exc}")) from None
         if status != 200:
             text = content[:200].decode("utf-8", "replace")
-            raise SourceError(self._redact(f"InfluxDB at {shown} answered HTTP {status}: {text}"))
+            raise SourceError(self.redact(f"InfluxDB at {shown} answered HTTP {status}: {text}"))
         try:
             payload = json.loads(content)
         except ValueError:

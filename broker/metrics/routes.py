@@ -1,7 +1,9 @@
 """GET /health and GET /destinations: what the broker currently knows of its metrics.
 
 What the routes read from ``request.app.state``: ``cache`` (a `MetricsCache` whose current
-value has the `view`), ``settings`` and ``routed`` (the in-flight ledger, or None).
+value has the `view`), ``settings``, ``routed`` (the in-flight ledger, or None) and
+``decisions``/``decision_writer`` (the decision log and its writer; the writer is None without
+an InfluxDB).
 """
 
 from __future__ import annotations
@@ -45,6 +47,26 @@ async def health(request: Request) -> dict[str, Any]:
             "sites": len(view.cluster),
         },
         "ledger": None if ledger is None else ledger.describe(view.now()),
+        "decision_log": decision_log_status(request.app.state),
+    }
+
+
+def decision_log_status(state: Any) -> dict[str, Any]:
+    """What /health says of the decision log (`enabled`: false without an InfluxDB)."""
+    decisions, writer = state.decisions, state.decision_writer
+    if writer is None:
+        return {"enabled": False}
+    return {
+        "enabled": True,
+        "buffered": decisions.buffered + writer.pending,
+        "buffered_points": decisions.buffered_points,
+        "max_buffered_points": decisions.max_points,
+        "dropped": decisions.dropped,
+        "written": writer.written,
+        "rejected": writer.rejected,
+        "write_failures": writer.failures,
+        "last_write_s": writer.last_write_s,
+        "last_error": writer.last_error,
     }
 
 

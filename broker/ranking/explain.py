@@ -74,7 +74,11 @@ def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> E
 
 
 def _reason(
-    row: ExplainedCandidate, previous: ExplainedCandidate | None, any_fresh: bool, staleness: float
+    row: ExplainedCandidate,
+    previous: ExplainedCandidate | None,
+    any_fresh: bool,
+    staleness: float,
+    kept: str = "TPV's order",
 ) -> str:
     if row.state == "cannot_fit":
         return f"last: {row.wait_note}"
@@ -86,7 +90,7 @@ def _reason(
             else f"no cluster usage for site {row.site!r}"
         )
         if not any_fresh:
-            return f"no current metrics ({why}): TPV's order kept"
+            return f"no current metrics ({why}): {kept} kept"
         return f"metrics stale ({why}): after all fresh destinations, in TPV's order"
     if previous is None:
         return f"lowest expected time to success: {row.expected:.0f} s"
@@ -165,15 +169,22 @@ def _row(
 
 
 def explain(
-    ctx: RankContext, terms: CandidateTerms, order: list[int], ids: list[str], now: float
+    ctx: RankContext,
+    terms: CandidateTerms,
+    order: list[int],
+    ids: list[str],
+    now: float,
+    fallback: bool = False,
 ) -> RankResponse:
-    """The answer with every candidate's terms and the reason for its place."""
+    """The answer with every candidate's terms and the reason for its place. `fallback`: the
+    request gave a fallback order (the answer when no candidate is fresh)."""
     any_fresh = any(w.state == FRESH for w in terms.waits)
+    kept = "the fallback order" if fallback else "TPV's order"
     staleness = ctx.settings.metrics.staleness_s
     details, previous = [], None
     for rank, index in enumerate(order, start=1):
         row = _candidate(ctx, terms, index, now)
-        reason = _reason(row, previous, any_fresh, staleness)
+        reason = _reason(row, previous, any_fresh, staleness, kept)
         detail = _row(row, rank, reason, _metric_ages(ctx, row, terms.job.tool_id, now))
         shares = server_shares(ctx, row.id, terms.job.tool_id)
         if shares:
@@ -184,7 +195,7 @@ def explain(
     if any_fresh:
         summary = "ranked by expected time to a successful result"
     else:
-        summary = "no current metrics for any candidate: TPV's order unchanged"
+        summary = f"no current metrics for any candidate: {kept} unchanged"
     return explained(ids, ctx, summary, details, degraded=not any_fresh)
 
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
-from broker.ranking.query import Job, RankQuery
+from broker.ranking.query import ENFORCE, Job, Mode, RankQuery
 from broker.ranking.transfer import Coordinates, Inputs
 
 # Beyond these no job asks and no dataset is: refused (422) rather than carried into sums whose
@@ -21,6 +21,7 @@ MAX_SIZE_BYTES = 1e18  # an exabyte
 MAX_MEM_GB = 1e9
 MAX_CORES = 10**6
 MAX_GPUS = 10**5
+MAX_JOB_ID = 2**63 - 1  # an InfluxDB integer field
 
 
 class DestinationIn(TypedDict):
@@ -106,6 +107,22 @@ class RankRequest(BaseModel):
     preference: list[str] | None = Field(
         default=None, description="TPV's own order of the candidates; the request order if absent"
     )
+    job_id: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_JOB_ID,
+        description="Galaxy's job id, the same for every attempt; decisions with one are logged",
+    )
+    mode: Mode = Field(
+        default=ENFORCE,
+        description="enforce: the job goes to the broker's first choice; shadow: to "
+        "fallback_order's first, the broker's answer only recorded",
+    )
+    fallback_order: list[str] | None = Field(
+        default=None,
+        description="the candidates in the order of the administrator's own rank expression; "
+        "the answer when the broker cannot rank (default: TPV's order)",
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RankRequest:
@@ -121,10 +138,7 @@ class RankRequest(BaseModel):
         ids = [d["id"] for d in self.destinations]
         if not self.preference:
             return ids
-        known = set(ids)
-        order = list(dict.fromkeys(i for i in self.preference if i in known))
-        placed = set(order)
-        return order + [i for i in ids if i not in placed]
+        return _complete(self.preference, ids)
 
     def to_query(self) -> RankQuery:
         """The domain form the ranking reads (TPV's GB converted to MB here, once)."""
@@ -135,12 +149,25 @@ class RankRequest(BaseModel):
                 if at is not None:
                     coords[d["id"]] = at
         store_coords = {k: (o.latitude, o.longitude) for k, o in self.objectstores.items()}
+        order = self.tpv_order()
         return RankQuery(
             self.job_info.job(),
-            tuple(self.tpv_order()),
+            tuple(order),
             Inputs.of(self.datasets, store_coords),
             coords,
+            self.job_id,
+            self.mode,
+            tuple(_complete(self.fallback_order, order)) if self.fallback_order else None,
         )
+
+
+def _complete(first: list[str], ids: list[str]) -> list[str]:
+    """`first` (candidate ids only, each once), then the other `ids` in their order: always a
+    permutation of `ids`."""
+    known = set(ids)
+    order = list(dict.fromkeys(i for i in first if i in known))
+    placed = set(order)
+    return order + [i for i in ids if i not in placed]
 
 
 class MetricAges(BaseModel):

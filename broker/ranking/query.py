@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 from broker.ranking.transfer import Coordinates, Inputs
+from metric_contract.measurements import BY_BROKER, BY_FALLBACK
 from metric_contract.units import MB_PER_GB  # TPV's `mem` is GB; every metric is MB
 
 
@@ -29,9 +31,21 @@ class Job:
         return cls(tool_id, cores, mem_gb * MB_PER_GB, gpus)
 
 
+# The rank snippet's modes and who chose a job's destination: names of the decision log.
+Mode = Literal["enforce", "shadow"]  # metric_contract ENFORCE, SHADOW, spelled for pydantic
+ENFORCE: Mode = "enforce"
+SHADOW: Mode = "shadow"
+BROKER, FALLBACK = BY_BROKER, BY_FALLBACK
+
+
 @dataclass(slots=True)
 class RankQuery:
-    """One job's candidates in TPV's order, where the request places them, and its inputs."""
+    """One job's candidates in TPV's order, where the request places them, and its inputs.
+
+    `job_id`: Galaxy's (the same for every attempt of a job), None when the caller sends none.
+    `mode`: `enforce`, the job goes to the broker's first choice; `shadow`, to the fallback's.
+    `fallback`: the administrator's own order of every candidate (None: TPV's, `order`); it is
+    the answer when the broker cannot rank, and where a job goes in shadow mode."""
 
     job: Job
     order: tuple[str, ...]
@@ -39,3 +53,10 @@ class RankQuery:
     # A candidate's coordinates as the request gives them (only read for a destination the
     # config does not place).
     coords: Mapping[str, Coordinates] = field(default_factory=dict)
+    job_id: int | None = None
+    mode: Mode = ENFORCE
+    fallback: tuple[str, ...] | None = None
+
+    def fallback_order(self) -> tuple[str, ...]:
+        """The fallback's order of every candidate: the administrator's, else TPV's."""
+        return self.order if self.fallback is None else self.fallback

@@ -1,8 +1,10 @@
 """POST /process_data[?explain=true]: TPV's call for every job.
 
 What the route reads from the app's state: ``settings``, ``cache`` (the `MetricsCache` of
-derived views) and ``routed`` (the in-flight ledger, or None). `install(app)` mounts it ahead
-of every other route (it is called for every job) and `described` documents it in OpenAPI.
+derived views), ``routed`` (the in-flight ledger, or None) and ``decisions`` (the
+`DecisionLog`: every decision counted, those with a job id buffered when the log is on).
+`install(app)` mounts it ahead of every other route (it is called for every job) and
+`described` documents it in OpenAPI.
 """
 
 from __future__ import annotations
@@ -46,18 +48,21 @@ class ProcessData:
             return  # the client went away: nobody to answer
         # An explain request is a person asking, not TPV routing a job: it is not recorded.
         ledger = None if explain else state.routed
+        decisions = None if explain else state.decisions
         # A large request is parsed and ranked in a worker thread, so the loop keeps serving
         # /health and TPV's small requests meanwhile; a small one costs less than the hand-off.
         if len(raw) > limits.inline_body_bytes:
             answer = await anyio.to_thread.run_sync(
-                _parse_and_rank, state, raw, explain, ledger, caller
+                _parse_and_rank, state, raw, explain, ledger, caller, decisions
             )
         else:
             body = _parse(raw, limits)
             if len(body.destinations) > limits.inline_destinations:
-                answer = await anyio.to_thread.run_sync(_rank, state, body, explain, ledger, caller)
+                answer = await anyio.to_thread.run_sync(
+                    _rank, state, body, explain, ledger, caller, decisions
+                )
             else:
-                answer = _rank(state, body, explain, ledger, caller)
+                answer = _rank(state, body, explain, ledger, caller, decisions)
         await Response(answer, media_type="application/json")(scope, receive, send)
 
 
@@ -72,15 +77,23 @@ def _parse(raw: bytes, limits: LimitsSettings) -> RankRequest:
     return body
 
 
-def _rank(state, body: RankRequest, explain: bool, ledger, caller: str | None = None) -> str:
-    """The JSON answer to a valid request; `caller`: the Galaxy server's token name, or None."""
+def _rank(state, body: RankRequest, explain: bool, ledger, caller: str | None, decisions) -> str:
+    """The JSON answer to a valid request; `caller`: the Galaxy server's token name, or None;
+    `decisions`: the decision log, or None (an explain request is not counted)."""
     cache: MetricsCache[DerivedView] = state.cache
-    ctx = RankContext(state.settings, cache.current, cache.status, ledger, caller=caller)
+    ctx = RankContext(
+        state.settings,
+        cache.current,
+        cache.status,
+        ledger,
+        caller=caller,
+        decisions=decisions,
+    )
     return rank_or_fallback(ctx, body.to_query(), explain).to_json()
 
 
-def _parse_and_rank(state, raw: bytes, explain: bool, ledger, caller: str | None = None) -> str:
-    return _rank(state, _parse(raw, state.settings.limits), explain, ledger, caller)
+def _parse_and_rank(state, raw: bytes, explain: bool, ledger, caller: str | None, decisions) -> str:
+    return _rank(state, _parse(raw, state.settings.limits), explain, ledger, caller, decisions)
 
 
 def _check_limits(body: RankRequest, limits: LimitsSettings) -> None:
@@ -90,6 +103,12 @@ def _check_limits(body: RankRequest, limits: LimitsSettings) -> None:
         ("objectstores", len(body.objectstores), limits.max_objectstores, "max_objectstores"),
         # TPV's order of the candidates: never longer than the candidates themselves
         ("preference", len(body.preference or ()), limits.max_destinations, "max_destinations"),
+        (
+            "fallback_order",
+            len(body.fallback_order or ()),
+            limits.max_destinations,
+            "max_destinations",
+        ),  # fmt: skip
     ):
         if count > limit:
             raise too_many(field, count, limit, setting)
