@@ -93,9 +93,14 @@ $(MOLECULE_STAMP): requirements-molecule.txt
 	touch $@
 
 # Every dependency of the three extras, downloaded once on this host and mounted read-only into
-# the test containers, so the roles' pip installs there run offline.
+# the test containers, so the roles' pip installs there run offline. Plus what only the
+# containers' Python asks for: they run Debian 12's 3.11.2, this host may run a newer one whose
+# pip skips it (redis needs async-timeout before 3.11.3).
+WHEELHOUSE_TARGET_ONLY := 'async-timeout>=4.0.3'
+
 $(WHEELHOUSE)/.stamp: pyproject.toml $(MOLECULE_STAMP)
-	$(MOLECULE_VENV)/bin/pip download -q -d $(WHEELHOUSE) '.[broker,producer,consumer]' 'setuptools>=77'
+	$(MOLECULE_VENV)/bin/pip download -q -d $(WHEELHOUSE) '.[broker,producer,consumer]' 'setuptools>=77' \
+	  $(WHEELHOUSE_TARGET_ONLY)
 	touch $@
 
 molecule-deps:
