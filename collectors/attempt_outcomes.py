@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
-from collectors.errors import EXIT_CONFIG, EXIT_OK, EXIT_UNAVAILABLE, CollectorError, run_cli
+from collectors.errors import EXIT_CONFIG, EXIT_UNAVAILABLE, CollectorError, emit, run_cli
+from collectors.galaxy_db import galaxy_cursor
 from collectors.settings import (
     CollectorSettings,
     add_config_argument,
@@ -315,38 +316,17 @@ class GalaxyRecord:
 def fetch_galaxy(
     dsn: str, job_ids: Iterable[int], window_hours: float, timeout_s: float = 10.0
 ) -> GalaxyRecord:
-    try:
-        import psycopg
-    except ImportError:
-        raise CollectorError(
-            "psycopg is not installed (pip install 'psycopg[binary]')", EXIT_CONFIG
-        ) from None
     params = {"ids": sorted(set(job_ids)), "hours": float(window_hours)}
-    try:
-        with psycopg.connect(dsn, connect_timeout=max(1, int(timeout_s))) as conn:
-            conn.read_only = True
-            with conn.cursor() as cur:
-                cur.execute(JOBS_SQL, params)
-                jobs = [Job(*row) for row in cur.fetchall()]
-                params["ids"] = [job.id for job in jobs]
-                cur.execute(HISTORY_SQL, params)
-                history: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
-                for job_id, state, at in cur.fetchall():
-                    history[job_id].append((state or "", at))
-                cur.execute(RUNTIME_SQL, params)
-                runtime_s = {job_id: float(v) for job_id, v in cur.fetchall() if v is not None}
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CollectorError(f"Galaxy database is unreachable: {first}") from None
-    except psycopg.errors.UndefinedTable as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise CollectorError(
-            f"Galaxy database lacks a table ({first}): wrong database or search_path?",
-            EXIT_CONFIG,
-        ) from None
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CollectorError(f"querying the Galaxy database failed: {first}") from None
+    with galaxy_cursor(dsn, timeout_s) as cur:
+        cur.execute(JOBS_SQL, params)
+        jobs = [Job(*row) for row in cur.fetchall()]
+        params["ids"] = [job.id for job in jobs]
+        cur.execute(HISTORY_SQL, params)
+        history: dict[int, list[tuple[str, datetime]]] = defaultdict(list)
+        for job_id, state, at in cur.fetchall():
+            history[job_id].append((state or "", at))
+        cur.execute(RUNTIME_SQL, params)
+        runtime_s = {job_id: float(v) for job_id, v in cur.fetchall() if v is not None}
     return GalaxyRecord(jobs, dict(history), runtime_s)
 
 
@@ -391,12 +371,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
 
     def run() -> int:
         settings = load_settings(args.config, overrides=overrides)
-        lines = collect(settings)
-        stream = out or sys.stdout
-        if lines:
-            stream.write("\n".join(lines) + "\n")
-        stream.flush()
-        return EXIT_OK
+        return emit(collect(settings), out)
 
     return run_cli("attempt_outcomes", run)
 

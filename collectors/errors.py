@@ -9,7 +9,8 @@ status, and leaves tracebacks only for genuine bugs.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import TextIO
 
 EXIT_OK = 0
 EXIT_CONFIG = 2  # bad configuration or arguments: fix the config, retrying will not help
@@ -33,3 +34,12 @@ def run_cli(prog: str, main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
+
+
+def emit(lines: Sequence[str], out: TextIO | None = None) -> int:
+    """Print a run's line protocol for Telegraf (nothing at all when there is none) and say OK."""
+    stream = out or sys.stdout
+    if lines:
+        stream.write("\n".join(lines) + "\n")
+    stream.flush()
+    return EXIT_OK

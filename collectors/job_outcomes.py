@@ -28,7 +28,8 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from collectors.errors import EXIT_CONFIG, EXIT_OK, CollectorError, run_cli
+from collectors.errors import emit, run_cli
+from collectors.galaxy_db import galaxy_cursor
 from collectors.settings import add_config_argument, load_settings, overrides_from
 from metric_contract.lineprotocol import LineProtocolError, format_point
 from metric_contract.measurements import (
@@ -80,36 +81,17 @@ def format_lines(rows: Iterable[tuple[str, str, int, int]], window_days: int) ->
 
 
 def fetch_rows(dsn: str, window_days: int, timeout_s: float = 10.0) -> list[tuple]:
-    try:
-        import psycopg
-    except ImportError:
-        raise CollectorError(
-            "psycopg is not installed (pip install 'psycopg[binary]')", EXIT_CONFIG
-        ) from None
-    try:
-        with psycopg.connect(dsn, connect_timeout=max(1, int(timeout_s))) as conn:
-            conn.read_only = True
-            with conn.cursor() as cur:
-                cur.execute(
-                    QUERY,
-                    {
-                        "ok": list(OK_STATES),
-                        "error": list(ERROR_STATES),
-                        "terminal": list(OK_STATES + ERROR_STATES),
-                        "days": window_days,
-                    },
-                )
-                return cur.fetchall()
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CollectorError(f"Galaxy database is unreachable: {first}") from None
-    except psycopg.errors.UndefinedTable:
-        raise CollectorError(
-            "Galaxy database has no table 'job' (wrong database or search_path?)", EXIT_CONFIG
-        ) from None
-    except psycopg.Error as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CollectorError(f"querying the Galaxy database failed: {first}") from None
+    with galaxy_cursor(dsn, timeout_s) as cur:
+        cur.execute(
+            QUERY,
+            {
+                "ok": list(OK_STATES),
+                "error": list(ERROR_STATES),
+                "terminal": list(OK_STATES + ERROR_STATES),
+                "days": window_days,
+            },
+        )
+        return cur.fetchall()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,12 +112,7 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     def run() -> int:
         settings = load_settings(args.config, overrides=overrides)
         rows = fetch_rows(settings.postgres_dsn, settings.window_days, settings.timeout_s)
-        lines = format_lines(rows, settings.window_days)
-        stream = out or sys.stdout
-        if lines:
-            stream.write("\n".join(lines) + "\n")
-        stream.flush()
-        return EXIT_OK
+        return emit(format_lines(rows, settings.window_days), out)
 
     return run_cli("job_outcomes", run)
 
