@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from broker.demo import free_port
+from tests.support import processes
 
 
 class InfluxServer:
@@ -74,13 +75,7 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         self.query(f'CREATE DATABASE "{self.database}"')
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
         self.process = None
 
     def query(self, q: str) -> dict:

@@ -19,6 +19,7 @@ import yaml
 
 from broker.config import deep_merge
 from broker.demo import free_port
+from tests.support import processes
 from tests.support.paths import ROOT
 
 # `tpv-broker` of this checkout (not whichever copy an installed script would import)
@@ -135,13 +136,7 @@ class Broker:
         raise RuntimeError(f"broker did not answer /health within {timeout_s:g} s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
         self.process = None
 
     def set_busy(self, *busy: str) -> None:

@@ -13,6 +13,7 @@ import httpx
 import yaml
 
 from broker.demo import free_port
+from tests.support import processes
 
 
 class PrometheusServer:
@@ -76,13 +77,7 @@ class PrometheusServer:
         raise RuntimeError(f"prometheus was not ready within {timeout_s} s")
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
         self.process = None
 
     def query(self, promql: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import redis
 
 from broker.demo import free_port
+from tests.support import processes
 
 MACHINE_URL = "redis://127.0.0.1:6379/0"
 
@@ -85,11 +86,5 @@ class RedisServer:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.stop(self.process)
         self.process = None
