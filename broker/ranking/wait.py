@@ -18,7 +18,7 @@ TPV sends, array operations cost more to dispatch than they save.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, NamedTuple
 
 from broker.config import RankingSettings
@@ -73,14 +73,12 @@ def pool_of(usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount
     older than the newest gxadmin run: a drained queue writes no row)."""
     queue = (queued.count, queued.time_s) if queued else (0.0, -math.inf)
     u = _NEVER_REPORTED if usage is None else usage
-    if not u.totals_known:
-        return _free_slots_only(u, typical_run_s, queue)
     running = max(u.jobs_running, 1.0)
     used_cpus = u.cpus - u.cpus_free
     used_mem = u.memory_mb - u.memory_mb_free
     used_gpus = u.gpus - u.gpus_free
     gpus = math.inf if "gpus" in u.missing else u.gpus
-    return Pool(
+    pool = Pool(
         time_s=u.time_s,
         cpus=u.cpus,
         memory_mb=u.memory_mb,
@@ -107,30 +105,19 @@ def pool_of(usage: ClusterUsage | None, typical_run_s: float, queued: QueueCount
         shape=u.shape,
         missing=u.missing,
     )
-
-
-def _free_slots_only(u: ClusterUsage, typical_run_s: float, queue: tuple[float, float]) -> Pool:
-    """A pool known only by its free slots (ansible-pulsar-util's histogram): its size is
-    unknown, so no job is too big for it, and the work ahead cannot be sized in resources: a
-    job that fits a free slot starts, one that fits none waits a typical run per job ahead and
-    for itself (`waits`, the branch without a hole). GPUs unknown: no free GPU slot is known."""
-    return Pool(
-        time_s=u.time_s,
+    if u.totals_known:
+        return pool
+    # A pool known only by its free slots (ansible-pulsar-util's histogram): its size is
+    # unknown, so no job is too big for it, and the work ahead cannot be sized in resources: a
+    # job that fits a free slot starts, one that fits none waits a typical run per job ahead and
+    # for itself (`waits`, the branch without a hole). GPUs unknown: no free GPU slot is known.
+    return replace(
+        pool,
         cpus=math.inf,
         memory_mb=math.inf,
         gpus=math.inf,
-        cpus_free=u.cpus_free,
-        memory_mb_free=u.memory_mb_free,
         gpus_free=0.0,
-        largest_free_cpus=u.largest_free_cpus,
-        largest_free_memory_mb=u.largest_free_memory_mb,
         largest_free_gpus=0.0,
-        jobs_idle=u.jobs_idle,
-        queued=queue[0],
-        queued_time_s=queue[1],
-        typical_run_s=typical_run_s,
-        hole_cpus=min(u.largest_free_cpus, u.cpus_free),
-        hole_memory_mb=min(u.largest_free_memory_mb, u.memory_mb_free),
         hole_gpus=0.0,
         cpus_per_job=0.0,
         memory_mb_per_job=0.0,
@@ -138,8 +125,6 @@ def _free_slots_only(u: ClusterUsage, typical_run_s: float, queue: tuple[float, 
         s_per_cpu=0.0,
         s_per_memory_mb=0.0,
         s_per_gpu=0.0,
-        shape=u.shape,
-        missing=u.missing,
     )
 
 
