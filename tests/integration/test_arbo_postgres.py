@@ -113,4 +113,8 @@ def test_api_on_postgres_learns_and_keeps_state_across_restarts(pg_url, tmp_path
         assert info["model"]["p"] == pytest.approx(0.95, abs=0.05)
         ask = {"task": "pg", "default_s": 4, "slo": {"max_seconds": duration(20)}}
         answer = c.post("/arbo/parallelism", json=ask).json()
-        assert answer["slo_met"] and 20 <= answer["s"] <= 32
+        # The SLO holds at the true run time (s >= 20). Above that, the s is chosen at the 90 %
+        # quantile, and ten runs still leave the noise prior (SIGMA0) weight, so it is somewhat
+        # above 20; but it is not the "as many workers as allowed" of a model that learned
+        # nothing (a factor 2 at most).
+        assert answer["slo_met"] and 20 <= answer["s"] <= 40
