@@ -76,7 +76,6 @@ from metric_contract.measurements import (
     RUN_S,
     STATE,
     TOOL_ID,
-    USED,
 )
 
 # Galaxy job states after which an attempt does not change any more.
@@ -213,12 +212,13 @@ def outcome_lines(
 def decisions_query(window_hours: float) -> str:
     return (
         f'SELECT "{JOB_ID}", "{DECISION}", "{DESTINATION_ID}" FROM "{DECISIONS}" '
-        f'WHERE "{USED}" = true AND time > now() - {int(window_hours * 3600)}s'
+        f"WHERE time > now() - {int(window_hours * 3600)}s"
     )
 
 
 def parse_decisions(payload: Any) -> dict[int, list[Decision]]:
-    """A /query answer (epoch=ns) -> the used candidates by job id; malformed rows skipped."""
+    """A /query answer (epoch=ns) -> each decision's destination by job id; malformed rows
+    skipped."""
     if not isinstance(payload, dict) or not isinstance(payload.get("results"), list):
         raise CollectorError("InfluxDB answered without a 'results' list")
     by_job: dict[int, dict[str, Decision]] = defaultdict(dict)
@@ -241,7 +241,7 @@ def parse_decisions(payload: Any) -> dict[int, list[Decision]]:
                     and destination
                 ):
                     continue
-                # one used candidate per decision; the first one seen is kept
+                # one point per decision; should a retried write repeat it, the first is kept
                 by_job[job_id].setdefault(decision, Decision(time_ns, decision, destination))
     return {job: list(decisions.values()) for job, decisions in by_job.items()}
 

@@ -78,6 +78,16 @@ def _escape(text: str, specials: str) -> str:
     return out
 
 
+def string_field(value: str) -> str:
+    """A string field value, quoted and escaped; LineProtocolError when it holds a line break."""
+    brk = _LINE_BREAK.search(value)
+    if brk is not None:
+        raise LineProtocolError(
+            f"string field value {value!r} contains a line break (U+{ord(brk.group()):04X})"
+        )
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def _format_field(value: FieldValue) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -88,12 +98,7 @@ def _format_field(value: FieldValue) -> str:
             raise LineProtocolError(f"field value {value!r} is not finite")
         return repr(value)
     if isinstance(value, str):
-        brk = _LINE_BREAK.search(value)
-        if brk is not None:
-            raise LineProtocolError(
-                f"string field value {value!r} contains a line break (U+{ord(brk.group()):04X})"
-            )
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return string_field(value)
     raise LineProtocolError(f"unsupported field value type {type(value).__name__}")
 
 

@@ -17,7 +17,7 @@ QUEUE = "queue_by_destination"  # Galaxy's queued/running jobs per destination; 
 RUNTIME = "destination-queue-run-time"  # a tool's queue and run time per destination; gxadmin
 OUTCOMES = "job_outcomes"  # a tool's ok/error counts per destination; collectors.job_outcomes
 MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES)  # the ones the ranking reads (newest point)
-DECISIONS = "routing_decision"  # one point per candidate of one routing decision; the broker
+DECISIONS = "routing_decision"  # one point per routing decision; the broker
 ATTEMPT_OUTCOMES = "job_attempt_outcome"  # one point per finished attempt; attempt_outcomes
 
 # --- tags ---
@@ -94,35 +94,54 @@ FIELDS: dict[str, tuple[str, ...]] = {
     OUTCOMES: OUTCOME_FIELDS,
 }
 
-# --- the decision log: `routing_decision` (one point per candidate destination of a decision) ---
+# --- the decision log: `routing_decision` (one point per routing decision) ---
 CHOSEN_BY = "chosen_by"  # tag: who chose the destination the job was routed to
 BY_BROKER = "broker"
 BY_FALLBACK = "fallback"
 MODE = "mode"  # tag: the rank snippet's mode
 ENFORCE = "enforce"
 SHADOW = "shadow"
-DECISION_TAGS = (DESTINATION_ID, TOOL_ID, CHOSEN_BY, MODE)
+DECISION_TAGS = (DESTINATION_ID, TOOL_ID, CHOSEN_BY, MODE)  # DESTINATION_ID: the one used
 JOB_ID = "job_id"  # int: Galaxy's job id (the same for every attempt)
 ATTEMPT = "attempt"  # int, 1-based
-DECISION = "decision"  # string: the decision's unique id, shared by its candidates
-BROKER_RANK = "broker_rank"  # int: 0 = the broker's first choice
-USED = "used"  # bool: the job was routed to this candidate
-TRANSFER_S = "transfer_s"
+DECISION = "decision"  # string: the decision's unique id
+BROKER_RANK = "broker_rank"  # int: the used destination's place in the answer, 0 = first
+BROKER_CHOICE = "broker_choice"  # string: the broker's first choice
+TRANSFER_S = "transfer_s"  # the used destination's predictions ...
 WAIT_S = "wait_s"
 RUN_S = "run_s"
 P_SUCCESS = "p_success"
 METRIC_AGE_S = "metric_age_s"  # omitted when unknown
+CANDIDATES = "candidates"  # string: JSON array of the candidate ids, in TPV's order
+BROKER_ORDER = "broker_order"  # string: JSON array of positions in CANDIDATES, broker's order
+# every candidate's predictions: JSON arrays in the order of CANDIDATES (null: unknown or, for
+# the wait, never fits); the metric time is the epoch second of the site's cluster point
+CANDIDATE_TRANSFER_S = "candidate_transfer_s"
+CANDIDATE_WAIT_S = "candidate_wait_s"
+CANDIDATE_RUN_S = "candidate_run_s"
+CANDIDATE_P_SUCCESS = "candidate_p_success"
+CANDIDATE_METRIC_TIME_S = "candidate_metric_time_s"
+CANDIDATE_FIELDS = (
+    CANDIDATE_TRANSFER_S,
+    CANDIDATE_WAIT_S,
+    CANDIDATE_RUN_S,
+    CANDIDATE_P_SUCCESS,
+    CANDIDATE_METRIC_TIME_S,
+)
 DECISION_FIELDS = (
     JOB_ID,
     ATTEMPT,
     DECISION,
     BROKER_RANK,
-    USED,
+    BROKER_CHOICE,
     TRANSFER_S,
     WAIT_S,
     RUN_S,
     P_SUCCESS,
     METRIC_AGE_S,
+    CANDIDATES,
+    BROKER_ORDER,
+    *CANDIDATE_FIELDS,
 )
 
 # --- `job_attempt_outcome` (one point per finished attempt of a job) ---

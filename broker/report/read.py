@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import metric_contract.measurements as mc
 from broker.metrics.influx import InfluxSource
+from metric_contract.decision_points import candidates_of
 from metric_contract.lineprotocol import Point
 
 
@@ -102,39 +103,43 @@ def _int(value: object) -> int | None:
 
 
 def decisions_from(points: Iterable[Point]) -> list[Decision]:
-    """routing_decision points -> decisions (candidates grouped by decision id); points
-    missing the identifying fields are skipped."""
-    by_id: dict[str, Decision] = {}
+    """routing_decision points -> decisions with their candidates (one point per decision,
+    `metric_contract.decision_points`); points missing the identifying fields are skipped."""
+    out = []
     for p in points:
         f, t = p.fields, p.tags
-        job_id, rank = _int(f.get(mc.JOB_ID)), _int(f.get(mc.BROKER_RANK))
-        decision_id, dest = f.get(mc.DECISION), t.get(mc.DESTINATION_ID)
-        if job_id is None or rank is None or not isinstance(decision_id, str) or not dest:
-            continue
-        decision = by_id.get(decision_id)
-        if decision is None:
-            decision = by_id[decision_id] = Decision(
-                decision_id,
-                p.time_ns or 0,
-                job_id,
-                t.get(mc.TOOL_ID, ""),
-                t.get(mc.MODE, ""),
-                t.get(mc.CHOSEN_BY, ""),
-            )
-        age = _float(f.get(mc.METRIC_AGE_S))
-        decision.candidates.append(
-            Candidate(
-                dest,
-                rank,
-                f.get(mc.USED) is True,
-                _float(f.get(mc.TRANSFER_S), 0.0),
-                _float(f.get(mc.WAIT_S)),
-                _float(f.get(mc.RUN_S)),
-                _float(f.get(mc.P_SUCCESS)),
-                None if math.isnan(age) else age,
-            )
+        job_id, decision_id, used = (
+            _int(f.get(mc.JOB_ID)),
+            f.get(mc.DECISION),
+            t.get(mc.DESTINATION_ID),
         )
-    return sorted(by_id.values(), key=lambda d: (d.time_ns, d.id))
+        if job_id is None or not isinstance(decision_id, str) or not used:
+            continue
+        decision = Decision(
+            decision_id,
+            p.time_ns or 0,
+            job_id,
+            t.get(mc.TOOL_ID, ""),
+            t.get(mc.MODE, ""),
+            t.get(mc.CHOSEN_BY, ""),
+        )
+        for c in candidates_of(f, p.time_ns):
+            if c.broker_rank is None:
+                continue
+            decision.candidates.append(
+                Candidate(
+                    c.destination_id,
+                    c.broker_rank,
+                    c.destination_id == used,
+                    0.0 if math.isnan(c.transfer_s) else c.transfer_s,
+                    c.wait_s,
+                    c.run_s,
+                    c.p_success,
+                    None if math.isnan(c.metric_age_s) else c.metric_age_s,
+                )
+            )
+        out.append(decision)
+    return sorted(out, key=lambda d: (d.time_ns, d.id))
 
 
 def outcomes_from(points: Iterable[Point]) -> list[Outcome]:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from broker.app import create_app
 from broker.config import DecisionLogSettings
 from metric_contract import measurements as mc
+from metric_contract.decision_points import candidates_of
 from tests.support.influx_network import REQUEST, history_lines, settings_for, usage_line
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def fill(influx):
 
 def rows(influx) -> list[dict]:
     """Every routing_decision point, tags and fields by name."""
-    result = influx.query(f'SELECT * FROM "{mc.DECISIONS}"')["results"][0]
+    result = influx.query(f'SELECT * FROM "{mc.DECISIONS}"', epoch="ns")["results"][0]
     out = []
     for series in result.get("series", []):
         for values in series["values"]:
@@ -77,31 +78,32 @@ def test_every_decision_with_a_job_id_lands_with_its_candidates(influxdb):
     assert status["dropped"] == 0 and status["buffered"] == 0 and status["last_error"] is None
     logged = decisions(influxdb)
     assert len(logged) == 5
-    assert all(len(points) == CANDIDATES for points in logged.values())
-    by_job = sorted(
-        (points[0][mc.JOB_ID], points[0][mc.ATTEMPT], points) for points in logged.values()
-    )
+    assert all(len(points) == 1 for points in logged.values())  # one point per decision
+    by_job = sorted((p[mc.JOB_ID], p[mc.ATTEMPT], p) for (p,) in logged.values())
     assert [(job, attempt) for job, attempt, _ in by_job] == [
         (101, 1), (101, 2), (102, 1), (103, 1), (104, 1)
     ]  # fmt: skip
-    first_101 = next(points for job, attempt, points in by_job if (job, attempt) == (101, 1))
-    ranked = sorted(first_101, key=lambda p: p[mc.BROKER_RANK])
-    assert [p[mc.DESTINATION_ID] for p in ranked] == answers[101][0]["sorted_destinations"]
-    assert [p[mc.USED] for p in ranked] == [True, False]
-    assert {p[mc.CHOSEN_BY] for p in ranked} == {"broker"}
+    first_101 = next(p for job, attempt, p in by_job if (job, attempt) == (101, 1))
+    candidates = candidates_of(first_101, first_101["time"])
+    assert len(candidates) == CANDIDATES
+    ranked = sorted(candidates, key=lambda c: c.broker_rank)
+    assert [c.destination_id for c in ranked] == answers[101][0]["sorted_destinations"]
+    assert first_101[mc.DESTINATION_ID] == ranked[0].destination_id  # enforce: the broker's
+    assert first_101[mc.CHOSEN_BY] == "broker"
+    assert first_101[mc.TOOL_ID] == REQUEST["job_info"]["tool_id"]
     # the predictions are the broker's: as the explanation (made just before, same state) says
-    for p in ranked:
+    for c in ranked:
         row = next(
-            d for d in explained["explanation"]["destinations"] if d["id"] == p[mc.DESTINATION_ID]
+            d for d in explained["explanation"]["destinations"] if d["id"] == c.destination_id
         )
-        assert p[mc.RUN_S] == pytest.approx(row["run_s"], abs=0.051)
-        assert p[mc.WAIT_S] == pytest.approx(row["wait_s"], abs=0.551)  # whole seconds
-        assert p[mc.P_SUCCESS] == pytest.approx(row["p_success"], abs=5e-5)
-        assert p[mc.TOOL_ID] == REQUEST["job_info"]["tool_id"]
-        assert 0 <= p[mc.METRIC_AGE_S] < 60
-    shadowed = next(points for job, _, points in by_job if job == 104)
-    assert {p[mc.DESTINATION_ID] for p in shadowed if p[mc.USED]} == {"dest_b"}
-    assert {(p[mc.CHOSEN_BY], p[mc.MODE]) for p in shadowed} == {("fallback", "shadow")}
+        assert c.run_s == pytest.approx(row["run_s"], abs=0.551)  # whole seconds
+        assert c.wait_s == pytest.approx(row["wait_s"], abs=0.551)  # whole seconds
+        assert c.p_success == pytest.approx(row["p_success"], abs=1e-4)  # 4 decimals
+        assert 0 <= c.metric_age_s < 60
+    assert first_101[mc.RUN_S] == pytest.approx(ranked[0].run_s, abs=0.5)  # 3 decimals, whole s
+    shadowed = next(p for job, _, p in by_job if job == 104)
+    assert shadowed[mc.DESTINATION_ID] == "dest_b"
+    assert (shadowed[mc.CHOSEN_BY], shadowed[mc.MODE]) == ("fallback", "shadow")
 
 
 def test_influxdb_stopped_mid_test_keeps_decisions_and_writes_them_when_back(influxdb):

@@ -21,6 +21,7 @@ import metric_contract.measurements as mc
 from broker.config import InfluxSettings
 from broker.metrics.influx import InfluxSource
 from metric_contract.lineprotocol import format_point, parse_text
+from tests.support.decisions import decision_point
 from tests.support.galaxy_schema import add_job, ago
 from tests.support.paths import ROOT
 from tests.support.telegraf import run_module, telegraf_write
@@ -105,32 +106,20 @@ def populate(dsn: str, influxdb) -> dict[str, int]:
                     OTHER[a.dest]: (a.wait * 3, a.run * 2, a.transfer + 5, 0.5),
                 }
                 order = [a.first_choice, OTHER[a.first_choice]]
-                for dest, (wait, run, transfer, p) in cands.items():
-                    chosen_by = mc.BY_BROKER if a.mode == "enforce" else mc.BY_FALLBACK
-                    lines.append(
-                        format_point(
-                            mc.DECISIONS,
-                            {
-                                mc.DESTINATION_ID: dest,
-                                mc.TOOL_ID: tool,
-                                mc.CHOSEN_BY: chosen_by,
-                                mc.MODE: a.mode,
-                            },
-                            {
-                                mc.JOB_ID: ids[name],
-                                mc.ATTEMPT: k + 1,
-                                mc.DECISION: decision,
-                                mc.BROKER_RANK: order.index(dest),
-                                mc.USED: dest == a.dest,
-                                mc.TRANSFER_S: float(transfer),
-                                mc.WAIT_S: float(wait),
-                                mc.RUN_S: float(run),
-                                mc.P_SUCCESS: float(p),
-                                mc.METRIC_AGE_S: 12.5,
-                            },
-                            galaxy_ns(at),
-                        )
-                    )
+                rows = [
+                    dict(destination_id=dest, broker_rank=order.index(dest),
+                         transfer_s=float(transfer), wait_s=float(wait), run_s=float(run),
+                         p_success=float(p), metric_age_s=12.5)
+                    for dest, (wait, run, transfer, p) in cands.items()
+                ]  # fmt: skip
+                chosen_by = mc.BY_BROKER if a.mode == "enforce" else mc.BY_FALLBACK
+                point = decision_point(
+                    ids[name], decision, galaxy_ns(at), a.dest, rows, tool_id=tool,
+                    mode=a.mode, chosen_by=chosen_by, attempt=k + 1,
+                )  # fmt: skip
+                lines.append(
+                    format_point(point.measurement, point.tags, point.fields, point.time_ns)
+                )
     influxdb.write(lines)
     return ids
 
@@ -343,7 +332,9 @@ def test_an_answer_past_the_size_bound_is_refused_by_name(traffic, influxdb):
     from broker.metrics.view import SourceError
 
     source = InfluxSource(InfluxSettings(url=influxdb.url, database=influxdb.database))
-    assert len(source.query(f'SELECT * FROM "{mc.DECISIONS}"', max_bytes=1 << 20)) == 14
+    assert (
+        len(source.query(f'SELECT * FROM "{mc.DECISIONS}"', max_bytes=1 << 20)) == 7
+    )  # one per decision
     with pytest.raises(SourceError, match="answered more than 500 bytes"):
         source.query(f'SELECT * FROM "{mc.DECISIONS}"', max_bytes=500)
 

@@ -78,8 +78,9 @@ bind-address = "127.0.0.1:{self.rpc_port}"
         processes.stop(self.process)
         self.process = None
 
-    def query(self, q: str) -> dict:
-        r = httpx.post(f"{self.url}/query", params={"q": q, "db": self.database}, timeout=10)
+    def query(self, q: str, epoch: str | None = None) -> dict:
+        params = {"q": q, "db": self.database, **({"epoch": epoch} if epoch else {})}
+        r = httpx.post(f"{self.url}/query", params=params, timeout=10)
         r.raise_for_status()
         return r.json()
 

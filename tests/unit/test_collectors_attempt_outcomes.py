@@ -94,7 +94,7 @@ def test_attempts_without_a_decision_are_counted_not_written():
     assert len(lines) == 1 and missing == 1
 
 
-def test_decision_answer_keeps_used_candidates_by_job_and_refuses_errors():
+def test_decision_answer_keeps_each_decisions_destination_by_job_and_refuses_errors():
     payload = {
         "results": [
             {
@@ -118,4 +118,5 @@ def test_decision_answer_keeps_used_candidates_by_job_and_refuses_errors():
     }
     with pytest.raises(CollectorError, match="database not found"):
         parse_decisions({"results": [{"error": "database not found: galaxy"}]})
-    assert '"used" = true' in decisions_query(1) and "now() - 3600s" in decisions_query(1)
+    query = decisions_query(1)  # one point per decision: its tag is the destination used
+    assert '"destination_id" FROM "routing_decision"' in query and "now() - 3600s" in query

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 from broker.decisions.lines import DecisionLines
 from broker.decisions.log import RANKED, Decision, DecisionLog
 from metric_contract import measurements as mc
+from metric_contract.decision_points import candidates_of
 from metric_contract.lineprotocol import LineProtocolError
 from tests.support.decisions import logging_app, points
 from tests.unit.test_decision_fields import BODY, IDS
@@ -70,21 +71,22 @@ def logged(tmp_path):
     return answers, explained, batch, [points(lines.format(d)) for d in batch]
 
 
-def test_one_point_per_candidate_with_the_contract_names(logged):
+def test_one_point_per_decision_with_the_contract_names(logged):
     answers, _, batch, decisions = logged
     for answer, pts in zip(answers, decisions, strict=True):
-        assert len(pts) == len(IDS)
-        assert {p.measurement for p in pts} == {mc.DECISIONS}
-        assert {p.tags[mc.DESTINATION_ID] for p in pts} == set(IDS)
-        for p in pts:
-            assert set(p.tags) == set(mc.DECISION_TAGS)
-            assert set(p.fields) <= set(mc.DECISION_FIELDS)
-            assert p.tags[mc.TOOL_ID] == BODY["job_info"]["tool_id"]
-        by_rank = sorted(pts, key=lambda p: p.fields[mc.BROKER_RANK])
-        assert [p.tags[mc.DESTINATION_ID] for p in by_rank] == answer["sorted_destinations"]
-        assert len({p.time_ns for p in pts}) == 1  # candidates share the decision's time
-        assert len({p.fields[mc.DECISION] for p in pts}) == 1
-        assert sum(p.fields[mc.USED] is True for p in pts) == 1
+        assert len(pts) == 1
+        (p,) = pts
+        assert p.measurement == mc.DECISIONS
+        assert set(p.tags) == set(mc.DECISION_TAGS)
+        assert set(p.fields) <= set(mc.DECISION_FIELDS)
+        assert p.tags[mc.TOOL_ID] == BODY["job_info"]["tool_id"]
+        candidates = candidates_of(p.fields)
+        assert [c.destination_id for c in candidates] == IDS  # TPV's order
+        by_rank = sorted(candidates, key=lambda c: c.broker_rank)
+        assert [c.destination_id for c in by_rank] == answer["sorted_destinations"]
+        assert p.fields[mc.BROKER_CHOICE] == answer["sorted_destinations"][0]
+        used = next(c for c in candidates if c.destination_id == p.tags[mc.DESTINATION_ID])
+        assert p.fields[mc.BROKER_RANK] == used.broker_rank
     ids = {pts[0].fields[mc.DECISION] for pts in decisions}
     assert len(ids) == 3  # unique per decision
     times = [pts[0].time_ns for pts in decisions]
@@ -102,35 +104,36 @@ def test_attempts_count_the_decisions_of_a_job_id(logged):
 
 def test_used_and_chosen_by_follow_the_mode(logged):
     answers, _, _, decisions = logged
-    enforce, shadow = decisions[0], decisions[2]
-    used = next(p for p in enforce if p.fields[mc.USED])
-    assert used.tags[mc.DESTINATION_ID] == answers[0]["sorted_destinations"][0]
-    assert {p.tags[mc.CHOSEN_BY] for p in enforce} == {"broker"}
-    assert {p.tags[mc.MODE] for p in enforce} == {"enforce"}
-    used = next(p for p in shadow if p.fields[mc.USED])
-    assert used.tags[mc.DESTINATION_ID] == IDS[-1]  # the fallback order's first
-    assert {p.tags[mc.CHOSEN_BY] for p in shadow} == {"fallback"}
-    assert {p.tags[mc.MODE] for p in shadow} == {"shadow"}
+    (enforce,), (shadow,) = decisions[0], decisions[2]
+    assert enforce.tags[mc.DESTINATION_ID] == answers[0]["sorted_destinations"][0]
+    assert enforce.fields[mc.BROKER_RANK] == 0
+    assert enforce.tags[mc.CHOSEN_BY] == "broker" and enforce.tags[mc.MODE] == "enforce"
+    assert shadow.tags[mc.DESTINATION_ID] == IDS[-1]  # the fallback order's first
+    assert shadow.tags[mc.CHOSEN_BY] == "fallback" and shadow.tags[mc.MODE] == "shadow"
+    assert shadow.fields[mc.BROKER_CHOICE] == answers[2]["sorted_destinations"][0]
 
 
 def test_predictions_are_the_ones_the_explanation_gives(logged):
     _, explained, _, decisions = logged
-    first = {p.tags[mc.DESTINATION_ID]: p.fields for p in decisions[0]}
+    (point,) = decisions[0]
+    first = {c.destination_id: c for c in candidates_of(point.fields, point.time_ns)}
     for row in explained["destinations"]:
-        f = first[row["id"]]
-        assert f[mc.TRANSFER_S] == pytest.approx(row["transfer_s"], abs=0.551)  # whole s
-        assert f[mc.RUN_S] == pytest.approx(row["run_s"], abs=0.051)
-        assert f[mc.P_SUCCESS] == pytest.approx(row["p_success"], abs=5e-5)
+        c = first[row["id"]]
+        assert c.transfer_s == pytest.approx(row["transfer_s"], abs=0.551)  # whole s
+        assert c.run_s == pytest.approx(row["run_s"], abs=0.551)  # whole seconds
+        assert c.p_success == pytest.approx(row["p_success"], abs=1e-4)  # 4 decimals
         if row["wait_s"] is None:
-            assert mc.WAIT_S not in f  # can never fit there
+            assert math.isnan(c.wait_s)  # can never fit there
         else:
-            assert f[mc.WAIT_S] == pytest.approx(row["wait_s"], abs=0.551)
+            assert c.wait_s == pytest.approx(row["wait_s"], abs=0.551)
         age = row["metric_ages"]["cluster_usage_s"]
         if age is None:
-            assert mc.METRIC_AGE_S not in f
+            assert math.isnan(c.metric_age_s)
         else:
-            assert isinstance(f[mc.METRIC_AGE_S], float)
-            assert abs(f[mc.METRIC_AGE_S] - age) <= 0.551  # whole seconds
+            assert abs(c.metric_age_s - age) <= 0.551  # whole seconds
+    used = first[point.tags[mc.DESTINATION_ID]]  # the plain fields are the used one's
+    assert point.fields[mc.TRANSFER_S] == used.transfer_s
+    assert point.fields[mc.RUN_S] == pytest.approx(used.run_s, abs=0.5)  # 3 decimals, whole s
 
 
 def test_a_site_without_metrics_and_a_job_that_cannot_fit_omit_age_and_wait():
@@ -148,26 +151,46 @@ def test_a_site_without_metrics_and_a_job_that_cannot_fit_omit_age_and_wait():
     est = [ToolEstimate()] * 3
     pools = [Pool(990.0), Pool(-math.inf), Pool(995.5)]
     lines = DecisionLines()
-    for waits in ([30.0, 40.0, 50.0], [30.0, math.inf, 50.0]):  # the template, and line by line
-        d = decision(1, pools=pools, transfer_s=[1.0, 2.0, 3.0], wait_s=waits, estimates=est,
-                     order=[2, 0, 1], used=2)  # fmt: skip
-        pts = {p.tags[mc.DESTINATION_ID]: p.fields for p in points(lines.format(d))}
-        # whole seconds, rounded (4.5 s -> 5)
-        assert pts["d0"][mc.METRIC_AGE_S] == 10.0 and pts["d2"][mc.METRIC_AGE_S] == 5.0
-        assert mc.METRIC_AGE_S not in pts["d1"]
-        assert (mc.WAIT_S in pts["d1"]) is (waits[1] != math.inf)
-        assert [pts[f"d{i}"][mc.BROKER_RANK] for i in range(3)] == [1, 2, 0]
-        assert [pts[f"d{i}"][mc.USED] for i in range(3)] == [False, False, True]
-        assert pts["d2"][mc.TRANSFER_S] == 3.0 and pts["d0"][mc.WAIT_S] == 30.0
+    for waits in ([30.0, 40.0, 50.0], [30.0, math.inf, 50.0]):
+        for used in (1, 2):
+            d = decision(1, pools=pools, transfer_s=[1.0, 2.0, 3.0], wait_s=waits, estimates=est,
+                         order=[2, 0, 1], used=used)  # fmt: skip
+            (p,) = points(lines.format(d))
+            c = {x.destination_id: x for x in candidates_of(p.fields, p.time_ns)}
+            # metric times in whole seconds: ages within half a second
+            assert c["d0"].metric_age_s == pytest.approx(10.0, abs=0.5)
+            assert c["d2"].metric_age_s == pytest.approx(4.5, abs=0.5)
+            assert math.isnan(c["d1"].metric_age_s)
+            assert math.isnan(c["d1"].wait_s) is (waits[1] == math.inf)
+            assert [c[f"d{i}"].broker_rank for i in range(3)] == [1, 2, 0]
+            assert c["d2"].transfer_s == 3.0 and c["d0"].wait_s == 30.0
+            assert p.tags[mc.DESTINATION_ID] == f"d{used}"
+            assert p.fields[mc.BROKER_CHOICE] == "d2"
+            assert p.fields[mc.BROKER_RANK] == [2, 0][used - 1]
+            assert p.fields[mc.TRANSFER_S] == [2.0, 3.0][used - 1]
+            # the used one's plain fields: omitted where its candidate has null
+            assert (mc.METRIC_AGE_S in p.fields) is (used == 2)
+            assert (mc.WAIT_S in p.fields) is (used == 2 or waits[1] != math.inf)
+
+
+def test_a_failed_ranking_still_logs_the_order_and_the_used_destination():
+    (p,) = points(DecisionLines().format(decision(7, order=[1, 2, 0], used=1)))
+    c = candidates_of(p.fields)
+    assert [x.broker_rank for x in c] == [2, 0, 1]
+    assert all(math.isnan(x.transfer_s) and math.isnan(x.run_s) for x in c)
+    assert p.tags[mc.DESTINATION_ID] == "d1" and p.fields[mc.BROKER_CHOICE] == "d1"
+    assert mc.TRANSFER_S not in p.fields and mc.RUN_S not in p.fields
 
 
 @pytest.mark.parametrize("tool", ["tool with, odd=chars %s %d", "100%"])
-def test_ids_with_spaces_commas_and_percent_signs_round_trip(tool):
+def test_ids_with_spaces_commas_quotes_and_percent_signs_round_trip(tool):
     lines = DecisionLines()
-    d = decision(5, tool_id=tool, ids=("a b", "c,d=e"), order=[1, 0])
-    pts = points(lines.format(d))
-    assert {p.tags[mc.TOOL_ID] for p in pts} == {tool}
-    assert {p.tags[mc.DESTINATION_ID] for p in pts} == {"a b", "c,d=e"}
+    ids = ("a b", 'c,d="e"', "back\\slash 100%")
+    d = decision(5, tool_id=tool, ids=ids, order=[1, 2, 0], used=2)
+    (p,) = points(lines.format(d))
+    assert p.tags[mc.TOOL_ID] == tool
+    assert p.tags[mc.DESTINATION_ID] == ids[2] and p.fields[mc.BROKER_CHOICE] == ids[1]
+    assert [c.destination_id for c in candidates_of(p.fields)] == list(ids)
 
 
 def test_a_tool_id_line_protocol_cannot_carry_is_refused():

@@ -13,31 +13,20 @@ from broker.report.cli import duration_s
 from broker.report.figures import build_report, calibration, error_stats
 from broker.report.read import Log, decisions_from, join, outcomes_from
 from metric_contract.lineprotocol import Point
+from tests.support.decisions import decision_point
 
 S = 1_000_000_000
 
 
 def decision(job, dec, t, cands, mode="enforce"):
     """cands: (destination, rank, used, wait, run, p)"""
-    return [
-        Point(
-            mc.DECISIONS,
-            {mc.DESTINATION_ID: d, mc.TOOL_ID: "bwa", mc.MODE: mode, mc.CHOSEN_BY: "broker"},
-            {
-                mc.JOB_ID: job,
-                mc.ATTEMPT: 1,
-                mc.DECISION: dec,
-                mc.BROKER_RANK: rank,
-                mc.USED: used,
-                mc.TRANSFER_S: 0.0,
-                mc.WAIT_S: wait,
-                mc.RUN_S: run,
-                mc.P_SUCCESS: p,
-            },
-            t * S,
-        )
-        for d, rank, used, wait, run, p in cands
-    ]
+    used = next(d for d, _, u, *_ in cands if u)
+    rows = [
+        dict(destination_id=d, broker_rank=rank, transfer_s=0.0, wait_s=wait, run_s=run,
+             p_success=p)
+        for d, rank, _, wait, run, p in cands
+    ]  # fmt: skip
+    return [decision_point(job, dec, t * S, used, rows, mode=mode)]
 
 
 def outcome(job, attempt, dest, state, queue, run, t):
