@@ -3,7 +3,8 @@
 Telegraf logs a collector's stderr and its exit status; a systemd timer shows them in the
 journal. Either way one readable line beats a traceback, so every entry point runs through
 `run_cli`, which turns a `CollectorError` (and Ctrl-C) into a single stderr line and an exit
-status, and leaves tracebacks only for genuine bugs.
+status, and leaves tracebacks only for genuine bugs. A problem that skips one record but not
+the run is `warn`ed in the same one-line form.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ def run_cli(prog: str, main: Callable[[], int]) -> int:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr, flush=True)
         return 130
+
+
+def warn(prog: str, message: str) -> None:
+    """One warning line on stderr, named like `run_cli`'s error line (`prog: warning: ...`)."""
+    print(f"{prog}: warning: {message}", file=sys.stderr, flush=True)
 
 
 def emit(lines: Sequence[str], out: TextIO | None = None) -> int:

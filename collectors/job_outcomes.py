@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterable
 from typing import TextIO
 
-from collectors.errors import emit, run_cli
+from collectors.errors import emit, run_cli, warn
 from collectors.galaxy_db import galaxy_cursor
 from collectors.settings import add_config_argument, load_settings, overrides_from
 from metric_contract.lineprotocol import LineProtocolError, format_point
@@ -58,10 +58,6 @@ SELECT tool_id,
 """
 
 
-def _warn(message: str) -> None:
-    print(f"job_outcomes: warning: {message}", file=sys.stderr, flush=True)
-
-
 def format_lines(rows: Iterable[tuple[str, str, int, int]], window_days: int) -> list[str]:
     """Rows of (tool_id, destination_id, ok, error) -> line protocol, integer fields. A row
     whose ids line protocol cannot carry is left out, with a warning naming it."""
@@ -74,7 +70,7 @@ def format_lines(rows: Iterable[tuple[str, str, int, int]], window_days: int) ->
                 {OK: int(ok), ERROR: int(error), WINDOW_DAYS: int(window_days)},
             )
         except LineProtocolError as exc:
-            _warn(f"skipped the row of destination {destination_id!r}: {exc}")
+            warn("job_outcomes", f"skipped the row of destination {destination_id!r}: {exc}")
             continue
         lines.append(line)
     return lines

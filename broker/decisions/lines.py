@@ -79,7 +79,8 @@ class _Kept:
             p_ok = ",".join(f"{e.success.value:.4f}" for e in d.estimates)
             shared.append(_array(mc.CANDIDATE_P_SUCCESS, p_ok))
         if d.pools is not None:
-            times = tuple(p.time_s + 0.5 for p in d.pools)
+            # truncated, not rounded: an age read back from it is never below the true one
+            times = tuple(p.time_s for p in d.pools)
             shared.append(_array(mc.CANDIDATE_METRIC_TIME_S, _whole(self.ints, times)))
         self.shared = ",".join(shared) + ","
 

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from broker.config import RankingSettings
-from broker.metrics.view import MetricsView, Outcomes, RunStats
+from broker.metrics.series import Outcomes, RunStats
+from broker.metrics.view import MetricsView
 from broker.ranking.run_times import Estimate, RunTimes
 from broker.ranking.success_rates import SuccessRates
 from broker.success.model import SuccessModel

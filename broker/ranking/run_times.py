@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from broker.config import RankingSettings
-from broker.metrics.view import RunStats
+from broker.metrics.series import RunStats
 
 # Bounds the run-time spread read from p95 / median (a p95 of 12x the median).
 MAX_RUN_SIGMA = 1.5

@@ -14,7 +14,7 @@ from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 
 from broker.config import RankingSettings
-from broker.metrics.view import Outcomes
+from broker.metrics.series import Outcomes
 from broker.ranking.run_times import Estimate
 from broker.success.model import SuccessModel
 

@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from broker.config import RankingSettings
 from broker.metrics.freshness import current_since
-from broker.metrics.view import OWN_SHAPE, ClusterUsage, QueueCount
+from broker.metrics.series import OWN_SHAPE, ClusterUsage, QueueCount
 from broker.ranking.query import Job
 from broker.ranking.routed import NOTHING, InFlight
 

@@ -1,6 +1,6 @@
 """Read the decision log and the attempt outcomes from InfluxDB and join them per attempt.
 
-The join rule is the collector's (collectors/attempt_outcomes.py): the decisions of a job in
+The join rule is the collector's (collectors/attempts.py): the decisions of a job in
 time order are its attempts 1, 2, ...; so attempt k's outcome meets the job's k-th decision.
 Decisions are read from `margin_s` further back than the outcomes, so a job whose first
 attempt began before the window still has its earlier decisions counted.

@@ -6,8 +6,13 @@ for its leave-one-out calibration: docs/arbo.md ("Why not the reprioritization G
 measured comparison. The API is small:
 
 - :class:`GaussianProcess`: ``fit(X, y, domain=None)`` then ``predict(X) -> Posterior``.
-- :class:`Posterior`: ``mean`` and ``std`` arrays in the units of ``y``.
-- :func:`expected_improvement`: the closed-form EI acquisition for a prediction.
+- :class:`~broker.reprioritize.posterior.Posterior` (``mean`` and ``std`` arrays in the units
+  of ``y``) and :func:`~broker.reprioritize.posterior.expected_improvement` live in
+  ``broker.reprioritize.posterior``: what a prediction is and what it is worth does not depend
+  on how the surrogate was fitted.
+- The kernel, its hyperparameter priors and the BIC choice of shared or per-input length scales
+  are ``broker.reprioritize.kernels``; this module is the regression around them (scaling,
+  trend, subsampling, conditioning).
 
 Why these choices:
 
@@ -46,21 +51,20 @@ import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy.stats import norm
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process import GaussianProcessRegressor
-from sklearn.gaussian_process.kernels import RBF, ConstantKernel, Kernel, Matern, WhiteKernel
 from sklearn.linear_model import RidgeCV
 from sklearn.preprocessing import MinMaxScaler
 from threadpoolctl import threadpool_limits
 
-__all__ = ["GaussianProcess", "Posterior", "expected_improvement"]
+from broker.reprioritize.kernels import KernelName, prior_kernel, tune
+from broker.reprioritize.posterior import Posterior
 
-KernelName = Literal["matern52", "rbf"]
+__all__ = ["GaussianProcess"]
+
 TrendName = Literal["quadratic", "constant"]
 # Penalties RidgeCV chooses among for the quadratic trend (features in the unit cube).
 _TREND_ALPHAS = np.logspace(-4, 3, 15)
@@ -79,14 +83,6 @@ def _single_threaded_blas() -> Iterator[None]:
     """
     with _BLAS_LOCK, threadpool_limits(limits=1, user_api="blas"):
         yield
-
-
-@dataclass(frozen=True)
-class Posterior:
-    """Posterior mean and standard deviation (of the latent function, in the units of y)."""
-
-    mean: np.ndarray
-    std: np.ndarray
 
 
 def _as_2d(X: np.ndarray | list, name: str) -> np.ndarray:
@@ -151,43 +147,6 @@ class GaussianProcess:
         self.ard_: bool = False
 
     # -- construction -----------------------------------------------------------------------
-    def _prior_kernel(self, n_inputs: int, ard: bool) -> Kernel:
-        length = np.full(n_inputs, 0.5) if ard else 0.5
-        bounds = (1e-2, 1e3)
-        stationary = (
-            Matern(length_scale=length, length_scale_bounds=bounds, nu=2.5)
-            if self.kernel_name == "matern52"
-            else RBF(length_scale=length, length_scale_bounds=bounds)
-        )
-        kernel = ConstantKernel(1.0, (1e-3, 1e3)) * stationary
-        if self.noise:
-            kernel = kernel + WhiteKernel(1e-2, (1e-6, 1e1))
-        return kernel
-
-    def _tune(self, Xs: np.ndarray, y: np.ndarray) -> tuple[Kernel, bool]:
-        """Fit the hyperparameters; with ``ard="auto"`` pick shared or per-input length scales.
-
-        The choice is by BIC (-2 log marginal likelihood + n_hyperparameters * log n): per-input
-        length scales must buy enough likelihood to pay for d-1 extra parameters. With ~50
-        points in 4-D they usually do not, and letting them loose overfits (the reference Ackley
-        run needs 10 more evaluations on average to find its best point with ARD forced on).
-        """
-        choices = [False, True] if self.ard == "auto" and Xs.shape[1] > 1 else [self.ard is True]
-        best: tuple[float, Kernel, bool] | None = None
-        for ard in choices:
-            tuner = GaussianProcessRegressor(
-                kernel=self._prior_kernel(Xs.shape[1], ard),
-                normalize_y=True,
-                n_restarts_optimizer=self.n_restarts,
-                random_state=self.random_state,
-            ).fit(Xs, y)
-            k = tuner.kernel_.n_dims
-            bic = -2.0 * tuner.log_marginal_likelihood_value_ + k * np.log(len(y))
-            if best is None or bic < best[0]:
-                best = (bic, tuner.kernel_, ard)
-        assert best is not None
-        return best[1], best[2]
-
     def _subsample(self, y: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
         """Indices of at most ``size`` points: the best tenth by y (low and high) plus random.
 
@@ -248,10 +207,18 @@ class GaussianProcess:
             warnings.simplefilter("ignore", ConvergenceWarning)
             if identifiable:
                 idx_fit = self._subsample(targets, self.max_fit_points, rng)
-                kernel, self.ard_ = self._tune(Xs[idx_fit], targets[idx_fit])
+                kernel, self.ard_ = tune(
+                    Xs[idx_fit],
+                    targets[idx_fit],
+                    name=self.kernel_name,
+                    ard=self.ard,
+                    noise=self.noise,
+                    n_restarts=self.n_restarts,
+                    random_state=self.random_state,
+                )
             else:
                 self.ard_ = self.ard is True
-                kernel = self._prior_kernel(X.shape[1], self.ard_)
+                kernel = prior_kernel(self.kernel_name, X.shape[1], self.ard_, self.noise)
             self._gpr = GaussianProcessRegressor(
                 kernel=kernel,
                 normalize_y=True,
@@ -299,20 +266,3 @@ def _trend_features(Xs: np.ndarray) -> np.ndarray:
     """[x, x^2] of the unit-cube inputs, centred so the two columns are nearly uncorrelated."""
     c = Xs - 0.5
     return np.hstack([c, c**2])
-
-
-def expected_improvement(
-    prediction: Posterior, best: float, *, minimize: bool = True, xi: float = 0.0
-) -> np.ndarray:
-    """Closed-form expected improvement over ``best`` for each predicted point.
-
-    ``xi`` is a margin in the units of y that a point must beat ``best`` by to count; with zero
-    std the EI reduces to the plain improvement, so certain points are still ordered sensibly.
-    """
-    mean, std = prediction.mean, prediction.std
-    improvement = (best - mean - xi) if minimize else (mean - best - xi)
-    ei = np.maximum(improvement, 0.0)
-    positive = std > 0
-    z = improvement[positive] / std[positive]
-    ei[positive] = improvement[positive] * norm.cdf(z) + std[positive] * norm.pdf(z)
-    return ei

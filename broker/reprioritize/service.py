@@ -25,13 +25,14 @@ import time
 
 import numpy as np
 
-from broker.reprioritize.gp import GaussianProcess, Posterior, expected_improvement
+from broker.reprioritize.gp import GaussianProcess
 from broker.reprioritize.models import (
     PredictionOut,
     ReprioritizeExplanation,
     ReprioritizeRequest,
     ReprioritizeResponse,
 )
+from broker.reprioritize.posterior import Posterior, expected_improvement
 
 log = logging.getLogger(__name__)
 

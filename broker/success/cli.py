@@ -1,5 +1,5 @@
 """The `eval-success` and `compat-experiment` subcommands' parsers; the work is in
-broker/success/eval.py and compat_experiment.py, imported only when the subcommand runs
+broker/success/eval.py and compat_report.py, imported only when the subcommand runs
 (scikit-learn is slow to import and other subcommands do not need it)."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_compat(args: argparse.Namespace) -> int:
-    from broker.success.compat_experiment import cmd_compat_experiment
+    from broker.success.compat_report import cmd_compat_experiment
 
     return cmd_compat_experiment(args)
 

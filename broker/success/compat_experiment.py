@@ -42,25 +42,24 @@ Three artefacts the design rules out:
 - Package mix. The jobs that need few features (a few large packages) are most of the
   survivors at high levels, so a mean pooled over jobs (`pooled_mean_p_success`, also given)
   tracks which packages survive more than what matching does to each.
+
+This module is the experiment (encoding, cross-fitting, the levels); the fitted models as
+lookup tables are `broker.success.compat_scoring`, the table, plot and CLI subcommand
+`broker.success.compat_report`.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import expit
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
+from broker.success.compat_scoring import Scorer, reference_scorer
 from broker.success.eval import DatasetError, Package, fit_ours, load_dir, population_logit
 from broker.success.model import SuccessModel
 from broker.success.references import SmoothedNB
@@ -76,24 +75,6 @@ def subsystem_of(feature: str) -> str:
     """`cmake-version` and `cmake-compiler-version` -> `cmake`; any other name is its own."""
     m = _SUBSYSTEM.match(feature)
     return m.group("dep") if m else feature
-
-
-@dataclass
-class _Scorer:
-    """One fold's model of one package as lookup tables: logit = bias + sum of table[code]."""
-
-    bias: float
-    tables: list[np.ndarray]  # per package feature: effect per value code (last code: absent)
-    constant: float | None = None  # a model that ignores the features
-    low: float = 0.0  # clip (the reference's n-build bound)
-
-    def score(self, codes: np.ndarray) -> np.ndarray:
-        if self.constant is not None:
-            return np.full(len(codes), self.constant)
-        eta = np.full(len(codes), self.bias)
-        for j, table in enumerate(self.tables):
-            eta += table[codes[:, j]]
-        return np.clip(expit(eta), self.low, 1.0 - self.low)
 
 
 class Experiment:
@@ -142,8 +123,8 @@ class Experiment:
         self.subsystems = sorted({subsystem_of(f) for f in self.features})
         self.order = [self.subsystems[i] for i in self.rng.permutation(len(self.subsystems))]
         self.fold_of = np.zeros(n, dtype=int)
-        self.ours: list[list[_Scorer]] = []
-        self.reference: list[list[_Scorer]] = []
+        self.ours: list[list[Scorer]] = []
+        self.reference: list[list[Scorer]] = []
         self._fit(seed)
         self.jobs = np.flatnonzero(self.outcome == 1)  # the builds known to succeed
         self.priority = self.rng.random((len(self.jobs), n_clusters), dtype=np.float32)
@@ -169,19 +150,19 @@ class Experiment:
                 self.fold_of[start + test] = f
                 ours.append(self._ours_scorer(fit_ours(pkg, train, prior), cols))
                 nb = SmoothedNB(n_cats).fit(x[train], pkg.y[train])
-                ref.append(_reference_scorer(nb))
+                ref.append(reference_scorer(nb))
             self.ours.append(ours)
             self.reference.append(ref)
             start += len(pkg.y)
 
-    def _ours_scorer(self, model: SuccessModel, cols: np.ndarray) -> _Scorer:
+    def _ours_scorer(self, model: SuccessModel, cols: np.ndarray) -> Scorer:
         bias = float(model.weights[0])
         tables = []
         for j in cols:
             name = self.features[j]
             values = [*self.vocab[j], ABSENT]
             tables.append(np.array([model.explain({name: v})[0] - bias for v in values]))
-        return _Scorer(bias, tables)
+        return Scorer(bias, tables)
 
     def _codes(
         self, required: np.ndarray, cols: np.ndarray, cluster: np.ndarray | None
@@ -256,9 +237,7 @@ class Experiment:
         means = [p[ok & (package_of == k)].mean() for k in np.unique(package_of[ok])]
         return round(float(np.mean(means)), 4) if means else None
 
-    def _score(
-        self, scorers: list[list[_Scorer]], chosen: np.ndarray, ok: np.ndarray
-    ) -> np.ndarray:
+    def _score(self, scorers: list[list[Scorer]], chosen: np.ndarray, ok: np.ndarray) -> np.ndarray:
         """P(success) of each job on its cluster, by the fold model that never saw it."""
         jobs = self.jobs
         p = np.full(len(jobs), np.nan)
@@ -272,14 +251,6 @@ class Experiment:
         return p
 
 
-def _reference_scorer(nb: SmoothedNB) -> _Scorer:
-    tables = nb.log_odds_tables()
-    if tables is None:
-        return _Scorer(0.0, [], constant=nb.constant)
-    prior, per_feature = tables
-    return _Scorer(prior, per_feature, low=nb.bound)
-
-
 def _mean(values: np.ndarray) -> float | None:
     return round(float(values.mean()), 4) if len(values) else None
 
@@ -291,85 +262,3 @@ def run_experiment(directory: Path, clusters: int = 1000, seed: int = 0) -> dict
         report = Experiment(packages, clusters, seed).run()
     report["seed"] = seed
     return report
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """A table per level (the subsystem added, the figures), then the JSON as the last line."""
-    lines = [
-        f"{report['specs']} jobs (successful builds of {report['builds']}) of "
-        f"{report['packages']} packages, {report['clusters']} "
-        f"clusters, {report['features']} features in {len(report['subsystem_order'])} subsystems",
-        f"{'level':>5} {'added':<18} {'unsched':>8} {'mean P':>7} {'same@0':>7} "
-        f"{'score':>6} {'ref P':>6} {'pooled':>7} {'assigned':>8}",
-    ]
-    for lv in report["levels"]:
-        added = lv["subsystems"][-1] if lv["subsystems"] else "-"
-        lines.append(
-            f"{lv['level']:>5} {added:<18} {lv['unschedulable_fraction']:>8.3f} "
-            f"{_fmt(lv['mean_p_success'])} {_fmt(lv['same_specs_level0_mean_p_success'])} "
-            f"{lv['score_fraction']:>6.3f} {_fmt(lv['reference_mean_p_success'], 6)} "
-            f"{_fmt(lv['pooled_mean_p_success'])} {lv['assigned']:>8}"
-        )
-    for name, why in report["skipped"].items():
-        lines.append(f"skipped {name}: {why}")
-    lines.append(json.dumps(report, separators=(",", ":")))
-    return "\n".join(lines)
-
-
-def _fmt(value: float | None, width: int = 7) -> str:
-    return f"{value:>{width}.3f}" if value is not None and not math.isnan(value) else " " * width
-
-
-def plot(report: dict[str, Any], out: Path) -> Path:
-    """Mean P(success) (ours, reference, same specs at level 0), score fraction and
-    unschedulable fraction against the level, one PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    lv = report["levels"]
-    x = [v["level"] for v in lv]
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    series = (
-        ("mean_p_success", "mean P(success), assigned jobs (ours)", "-"),
-        ("reference_mean_p_success", "mean P(success), assigned jobs (CategoricalNB)", "--"),
-        ("same_specs_level0_mean_p_success", "the same jobs at level 0 (ours)", ":"),
-        ("score_fraction", "sum of P / all jobs (ours)", "-."),
-        ("unschedulable_fraction", "unschedulable fraction", "-"),
-    )
-    for key, label, style in series:
-        y = [np.nan if v[key] is None else v[key] for v in lv]
-        ax.plot(x, y, style, label=label)
-    ax.set_xlabel("level (subsystems in the jobspecs)")
-    ax.set_ylim(0, 1)
-    ax.set_title(
-        f"compatibility metadata: {report['specs']} jobs, {report['clusters']} clusters, "
-        f"seed {report['seed']}"
-    )
-    ax.legend(fontsize=8, loc="best")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-    return out
-
-
-def cmd_compat_experiment(args) -> int:
-    """The CLI subcommand: the table and the JSON line; 2 on unusable input."""
-    started = time.monotonic()
-    try:
-        report = run_experiment(Path(args.dir), clusters=args.clusters, seed=args.seed)
-    except (DatasetError, OSError) as exc:
-        print(f"tpv-broker: {exc}", file=sys.stderr)
-        return 2
-    report["seconds"] = round(time.monotonic() - started, 1)
-    if args.plot:
-        try:
-            path = plot(report, Path(args.plot))
-        except ImportError:
-            print("tpv-broker: --plot needs matplotlib (the dev extra)", file=sys.stderr)
-            return 2
-        print(f"wrote {path}")
-    print(format_report(report))
-    return 0

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from broker.app import create_app
 from broker.metrics.influx import InfluxSource
 from broker.metrics.pulsar_util import HISTOGRAM_SHAPE, TOTALS_SHAPE
-from broker.metrics.view import OWN_SHAPE
+from broker.metrics.series import OWN_SHAPE
 from metric_contract.lineprotocol import Point, format_point, parse_text
 from tests.support.influx_network import settings_for
 from tests.support.paths import ROOT

@@ -75,7 +75,7 @@ OTHER = {EU: UK, UK: EU}
 
 def populate(dsn: str, influxdb) -> dict[str, int]:
     """Galaxy rows and the decision log for JOBS; returns Galaxy's job ids."""
-    from collectors.attempt_outcomes import _ns as galaxy_ns
+    from collectors.attempts import _ns as galaxy_ns
 
     ids, lines = {}, []
     with psycopg.connect(dsn, autocommit=True) as conn:

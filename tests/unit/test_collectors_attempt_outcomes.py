@@ -7,14 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from collectors.attempt_outcomes import (
-    Decision,
-    Job,
-    attempts_of,
-    decisions_query,
-    outcome_lines,
-    parse_decisions,
-)
+from collectors.attempts import Job, attempts_of, outcome_lines
+from collectors.decision_log import Decision, decisions_query, parse_decisions
 from collectors.errors import CollectorError
 from metric_contract.lineprotocol import parse_text
 

@@ -9,8 +9,9 @@ import pytest
 
 import metric_contract.measurements as mc
 from broker.metrics.influx import latest_points_query
+from broker.metrics.series import ClusterUsage
 from broker.metrics.snapshot import SnapshotSource
-from broker.metrics.view import ClusterUsage, MetricsView, SourceError
+from broker.metrics.view import MetricsView, SourceError
 from collectors.schema import MessageError, validate_site
 from metric_contract.lineprotocol import (
     LineProtocolError,

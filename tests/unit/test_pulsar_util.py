@@ -14,8 +14,9 @@ from broker.app import create_app
 from broker.cli import main
 from broker.config import Settings
 from broker.metrics.pulsar_util import HISTOGRAM_SHAPE, TOTALS_SHAPE, number
+from broker.metrics.series import OWN_SHAPE
 from broker.metrics.snapshot import SnapshotSource
-from broker.metrics.view import OWN_SHAPE, MetricsView
+from broker.metrics.view import MetricsView
 from metric_contract.lineprotocol import parse_lines
 from metric_contract.pulsar_util import site_of
 from tests.support.paths import ROOT

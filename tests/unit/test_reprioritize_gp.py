@@ -1,11 +1,12 @@
-"""broker.reprioritize.gp: fits, uncertainty, ARD choice, expected improvement."""
+"""broker.reprioritize.gp and .posterior: fits, uncertainty, ARD choice, expected improvement."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from broker.reprioritize.gp import GaussianProcess, Posterior, expected_improvement
+from broker.reprioritize.gp import GaussianProcess
+from broker.reprioritize.posterior import Posterior, expected_improvement
 
 
 def test_fits_a_smooth_function_and_is_uncertain_away_from_data():

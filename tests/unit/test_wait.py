@@ -5,7 +5,7 @@ import math
 import pytest
 
 from broker.config import RankingSettings
-from broker.metrics.view import ClusterUsage, QueueCount
+from broker.metrics.series import ClusterUsage, QueueCount
 from broker.ranking.query import Job
 from broker.ranking.routed import InFlight
 from broker.ranking.wait import CANNOT_FIT, FRESH, STALE, pool_of, wait_note, waits
