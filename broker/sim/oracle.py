@@ -56,9 +56,16 @@ def job_lower_bound_s(sim: Simulation, job: Job) -> float:
     return best
 
 
-def lower_bound_s(sim: Simulation) -> float:
-    """Mean of `job_lower_bound_s` over the measured jobs (NaN if there are none)."""
-    values = [job_lower_bound_s(sim, j) for j in sim.jobs if j.measured]
+def job_lower_bounds(sim: Simulation) -> dict[int, float]:
+    """`job_lower_bound_s` of every measured job, by job id (the short-job class and its
+    slowdown are defined on it, `broker.sim.report`)."""
+    return {j.id: job_lower_bound_s(sim, j) for j in sim.jobs if j.measured}
+
+
+def lower_bound_s(sim: Simulation, bounds: dict[int, float] | None = None) -> float:
+    """Mean of `job_lower_bound_s` over the measured jobs (NaN if there are none); `bounds`:
+    `job_lower_bounds(sim)` when already computed."""
+    values = list((job_lower_bounds(sim) if bounds is None else bounds).values())
     return float(np.mean(values)) if values else math.nan
 
 
