@@ -12,6 +12,7 @@ directly.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -111,7 +112,11 @@ def _classes(by_policy: dict[str, list], scenario: str, out_dir: Path) -> Path:
             for p, runs in by_policy.items()
         }
         n = max((v.size for v in pooled.values()), default=0)
-        for col, (what, stat) in enumerate((("mean", np.mean), ("p95", _p95))):
+        stats: tuple[tuple[str, Callable[[np.ndarray], float]], ...] = (
+            ("mean", _mean),
+            ("p95", _p95),
+        )
+        for col, (what, stat) in enumerate(stats):
             ax = axes[row][col]
             values = [float(stat(pooled[p])) / 60 if pooled[p].size else 0.0 for p in policies]
             bars = ax.bar(policies, values, color=[f"C{i}" for i in range(len(policies))])
@@ -127,6 +132,10 @@ def _classes(by_policy: dict[str, list], scenario: str, out_dir: Path) -> Path:
         f"{scenario}: turnaround by job class ({seeds} seed(s) pooled, jobs that succeeded)"
     )
     return _save(fig, out_dir / f"{_slug(scenario)}-classes.png")
+
+
+def _mean(values: np.ndarray) -> float:
+    return float(np.mean(values))
 
 
 def _p95(values: np.ndarray) -> float:

@@ -203,7 +203,8 @@ def table(summary: dict, bounds: dict[str, float] | None = None) -> str:
     lines.append(f"  large mean: mean turnaround of the jobs of {LARGE_CORES} cores or more.")
     if any(_is_reference(p) for pols in summary.values() for p in pols):
         lines.append("  oracle: a reference that sees the true state (not a real policy, not a")
-        lines.append("  bound); never starred.")
+        lines.append("  bound); never starred. oracle_fair: the same without the pools'")
+        lines.append("  negotiation phase or foresight of failures (the fair yardstick).")
     if bounds:
         lines.append("  lower bound: mean over the jobs of the fastest staging + run among")
         lines.append("  their candidates (no wait, no failure): no job can finish faster.")

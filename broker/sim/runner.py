@@ -23,12 +23,13 @@ from broker.progress import bar
 from broker.sim.engine import HISTORY_POLICY, Simulation
 from broker.sim.network import broker_settings
 from broker.sim.oracle import Oracle, job_lower_bounds, lower_bound_s
+from broker.sim.oracle_fair import OracleFair
 from broker.sim.policies import ALL_POLICIES, CLASSES, Policy
 from broker.sim.report import summarize
 from broker.sim.results import Result
 from broker.sim.scenario import Scenario, load_scenario
 
-_CLASSES = {**CLASSES, Oracle.name: Oracle}
+_CLASSES = {**CLASSES, Oracle.name: Oracle, OracleFair.name: OracleFair}
 
 
 def make_policy(name: str, sim: Simulation) -> Policy:

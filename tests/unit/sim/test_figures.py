@@ -108,3 +108,14 @@ def test_simulate_command_takes_seed_start_and_prints_the_new_figures(tmp_path, 
     assert out.err == ""  # not a terminal: no progress bar
     assert main([*argv, "--seed-start", "-1"]) == 2
     assert "--seed-start" in capsys.readouterr().err
+
+
+def test_the_scheduling_benchmark_takes_the_callers_seeds_and_reports_oracle_fair():
+    from benchmarks.scheduling import JSON_POLICIES, SEEDS, parse_args
+
+    args = parse_args(["--seeds", "2", "--seed-start", "7", "--workers", "1"])
+    assert (args.seeds, args.seed_start, args.workers) == (2, 7, 1)
+    assert (parse_args([]).seeds, parse_args([]).seed_start) == (SEEDS, 0)
+    assert "oracle_fair" in JSON_POLICIES and "oracle" not in JSON_POLICIES
+    with pytest.raises(SystemExit):
+        parse_args(["--seed-start", "-3"])
