@@ -22,6 +22,9 @@ policy can meet.
   the local users', resubmissions) and outages after the decision are not in its replay, and it
   never holds a job back. A better policy than the oracle is possible in principle.
 
+- `OracleFair` (broker/sim/oracle_fair.py) is the same replay without the negotiation phase
+  or the foresight of failures: the fair reference.
+
 - `lower_bound_s` is a bound: for each measured job, the smallest true staging + run time over
   its TPV candidates (no queue wait, no failure, no negotiation delay), averaged over the
   measured jobs. No policy's mean turnaround can be below it (up to the difference in job sets:
@@ -107,9 +110,10 @@ class Oracle(Policy):
                 best, choice = key, dest
         return choice
 
-    # What the oracle knows, in the four places `OracleFair` (broker/sim/oracle_fair.py) knows
-    # less: the cost of an attempt that starts after `wait`, the first negotiation cycle of a
-    # pool and the next one after a change, and how long a job ahead of it runs.
+    # What the oracle knows, in the places where `OracleFair` (broker/sim/oracle_fair.py)
+    # knows less: the cost of this attempt, the first negotiation cycle of a pool and the next
+    # one after a change, and how long a job ahead of it runs (`_running_end` for a running
+    # one, `_duration` for a queued one).
 
     def _cost(
         self,
