@@ -22,6 +22,9 @@ policy can meet.
   the local users', resubmissions) and outages after the decision are not in its replay, and it
   never holds a job back. A better policy than the oracle is possible in principle.
 
+- `OracleFair` (broker/sim/oracle_fair.py) is the same replay without the negotiation phase
+  or the foresight of failures: the fair reference.
+
 - `lower_bound_s` is a bound: for each measured job, the smallest true staging + run time over
   its TPV candidates (no queue wait, no failure, no negotiation delay), averaged over the
   measured jobs. No policy's mean turnaround can be below it (up to the difference in job sets:
@@ -42,7 +45,7 @@ from metric_contract.units import MB_PER_GB
 
 if TYPE_CHECKING:
     from broker.sim.engine import Simulation
-    from broker.sim.pools import Task
+    from broker.sim.pools import SiteState, Task
     from broker.sim.workload import Job
 
 
@@ -56,9 +59,16 @@ def job_lower_bound_s(sim: Simulation, job: Job) -> float:
     return best
 
 
-def lower_bound_s(sim: Simulation) -> float:
-    """Mean of `job_lower_bound_s` over the measured jobs (NaN if there are none)."""
-    values = [job_lower_bound_s(sim, j) for j in sim.jobs if j.measured]
+def job_lower_bounds(sim: Simulation) -> dict[int, float]:
+    """`job_lower_bound_s` of every measured job, by job id (the short-job class and its
+    slowdown are defined on it, `broker.sim.report`)."""
+    return {j.id: job_lower_bound_s(sim, j) for j in sim.jobs if j.measured}
+
+
+def lower_bound_s(sim: Simulation, bounds: dict[int, float] | None = None) -> float:
+    """Mean of `job_lower_bound_s` over the measured jobs (NaN if there are none); `bounds`:
+    `job_lower_bounds(sim)` when already computed."""
+    values = list((job_lower_bounds(sim) if bounds is None else bounds).values())
     return float(np.mean(values)) if values else math.nan
 
 
@@ -91,15 +101,48 @@ class Oracle(Policy):
             if best is not None and not best[0] and floor > best[1]:
                 break
             budget = math.inf if best is None or best[0] else now + best[1] - min(run, retry)
-            start = self._start(site, now + staging, need, budget)
+            start = self._start(site, now, now + staging, need, budget)
             if start == math.inf:
                 continue
-            fails, duration = sim.runs.outcome(job, attempt, site, run, start)
-            cost = start - now + duration + (retry if fails and not last else 0.0)
-            key = (fails and last, cost, pos)
+            fails_for_good, cost = self._cost(job, attempt, site, run, now, start, retry, last)
+            key = (fails_for_good, cost, pos)
             if best is None or key < best:
                 best, choice = key, dest
         return choice
+
+    # What the oracle knows, in the places where `OracleFair` (broker/sim/oracle_fair.py)
+    # knows less: the cost of this attempt, the first negotiation cycle of a pool and the next
+    # one after a change, and how long a job ahead of it runs (`_running_end` for a running
+    # one, `_duration` for a queued one).
+
+    def _cost(
+        self,
+        job: Job,
+        attempt: int,
+        site: str,
+        run: float,
+        now: float,
+        start: float,
+        retry: float,
+        last: bool,
+    ) -> tuple[bool, float]:
+        """(this attempt fails for good, its cost from `now`: until it starts + how long it
+        runs + the best case of a resubmission if it fails): the oracle knows whether it
+        will fail."""
+        fails, duration = self.sim.runs.outcome(job, attempt, site, run, start)
+        return fails and last, start - now + duration + (retry if fails and not last else 0.0)
+
+    def _first_tick(self, site: SiteState, now: float) -> float | None:
+        """The pool's negotiation cycle already due (None: none is)."""
+        return site.negotiation_due
+
+    def _next_tick(self, site: SiteState, t: float, step: float) -> float:
+        """The negotiation cycle a change at `t` is acted on: the pool's own phase."""
+        return site.next_negotiation(t, step)
+
+    def _running_end(self, task: Task) -> float:
+        """When a running job ends (its failure included: known at its start)."""
+        return task.ends_at
 
     def _back_at(self, site: str, now: float) -> float:
         """When the outage `site` is in ends (scenario time)."""
@@ -118,7 +161,7 @@ class Oracle(Policy):
         return self.sim.runs.outcome(task.job, task.attempt, site, task.run_s, t)[1]
 
     def _start(
-        self, site_name: str, ready: float, need: tuple[int, float, int], budget: float
+        self, site_name: str, now: float, ready: float, need: tuple[int, float, int], budget: float
     ) -> float:
         """When a job needing `need`, staged at `site_name` at `ready`, would start there, if
         nothing else arrives: the pool's negotiator replayed from its true state. `math.inf`
@@ -130,7 +173,8 @@ class Oracle(Policy):
         # (end, tie-break, machine, cores, memory, GPUs); the order among equal ends does not
         # matter: every end up to a negotiation is released before it
         ends = [
-            (t.ends_at, i, t.machine, t.cores, t.mem_mb, t.gpus) for i, t in enumerate(site.running)
+            (self._running_end(t), i, t.machine, t.cores, t.mem_mb, t.gpus)
+            for i, t in enumerate(site.running)
         ]
         heapq.heapify(ends)
         seq = len(ends)
@@ -144,7 +188,7 @@ class Oracle(Policy):
             (t, t.cores, t.mem_mb, t.gpus) for t in site.idle
         ]
         nxt = 0
-        tick = site.negotiation_due
+        tick = self._first_tick(site, now)
         while True:
             if tick is None:
                 t_next = min(
@@ -154,7 +198,7 @@ class Oracle(Policy):
                 if t_next == math.inf:
                     return math.inf  # cannot happen: the job fits an empty machine (TPV)
                 # the negotiation a change at t_next asks for (`want_negotiation`)
-                tick = site.next_negotiation(t_next, step)
+                tick = self._next_tick(site, t_next, step)
             if tick > budget:
                 return math.inf
             while ends and ends[0][0] <= tick:

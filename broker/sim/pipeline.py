@@ -17,7 +17,8 @@ the `Point`s the real source would have returned (newest per series).
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
+import heapq
+from collections import defaultdict
 
 import numpy as np
 
@@ -39,7 +40,10 @@ class MetricPipeline:
     def __init__(self, conf: Pipeline, settings: Settings):
         self.conf = conf
         self.settings = settings
-        self._in_flight: deque[tuple[float, tuple, Point]] = deque()  # (visible_at, key, point)
+        # (visible_at, write order, key, point): a heap, not a FIFO, since the delays differ by
+        # measurement (a queue row written after a delayed cluster point is visible before it)
+        self._in_flight: list[tuple[float, int, tuple, Point]] = []
+        self._writes = 0
         self._influx: dict[tuple, Point] = {}  # newest point per series, as InfluxDB holds it
         self._published: dict[tuple, Point] = {}  # what the broker's last refresh read
         self._history_changed = True
@@ -58,7 +62,8 @@ class MetricPipeline:
     # --- writers ---
 
     def write(self, point: Point, key: tuple, visible_at: float) -> None:
-        self._in_flight.append((visible_at, key, point))
+        self._writes += 1
+        heapq.heappush(self._in_flight, (visible_at, self._writes, key, point))
 
     def cluster_usage(self, t: float, site: str, fields: dict) -> None:
         p = Point(CLUSTER, {"site": site}, fields, _ns(t))
@@ -119,9 +124,11 @@ class MetricPipeline:
     # --- the broker's side ---
 
     def refresh(self, t: float) -> None:
-        """The broker's background refresh: read what has reached InfluxDB by `t`."""
+        """The broker's background refresh: read what has reached InfluxDB by `t`, whatever
+        order it was written in (points become visible in `visible_at` order, ties in write
+        order, so the newer point of a series wins)."""
         while self._in_flight and self._in_flight[0][0] <= t:
-            _, key, point = self._in_flight.popleft()
+            _, _, key, point = heapq.heappop(self._in_flight)
             self._influx[key] = point
             if key[0] in (RUNTIME, OUTCOMES):
                 self._history_changed = True

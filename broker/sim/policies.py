@@ -18,7 +18,9 @@ None sees the simulator's true state, true bandwidths or failure probabilities.
 - `broker`: this project's ranking code (`broker.ranking.rank`), fed the simulated metrics.
 
 `REFERENCE_POLICIES` are not routing policies a deployment could run but yardsticks that see
-the true state: `oracle` (`broker.sim.oracle`, built on `Policy`). They can be asked for by name
+the true state: `oracle` (`broker.sim.oracle`, built on `Policy`) and `oracle_fair`
+(`broker.sim.oracle_fair`: the same without the negotiation phase or foresight of failures,
+the reference the broker is measured against). They can be asked for by name
 and are never in `POLICIES`, the set the broker is compared with. `broker.sim.runner.make_policy`
 builds any of them by name (this module does not import the oracle, which imports it).
 
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from broker.sim.workload import Job
 
 POLICIES = ("tpv_default", "weighted_random", "original_broker", "least_loaded", "broker")
-REFERENCE_POLICIES = ("oracle",)
+REFERENCE_POLICIES = ("oracle", "oracle_fair")
 ALL_POLICIES = POLICIES + REFERENCE_POLICIES
 
 

@@ -11,22 +11,25 @@ the settings root, e.g. `metrics.staleness_s=120`).
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 from broker.config import Settings, deep_merge
+from broker.progress import bar
 from broker.sim.engine import HISTORY_POLICY, Simulation
 from broker.sim.network import broker_settings
-from broker.sim.oracle import Oracle, lower_bound_s
+from broker.sim.oracle import Oracle, job_lower_bounds, lower_bound_s
+from broker.sim.oracle_fair import OracleFair
 from broker.sim.policies import ALL_POLICIES, CLASSES, Policy
 from broker.sim.report import summarize
 from broker.sim.results import Result
 from broker.sim.scenario import Scenario, load_scenario
 
-_CLASSES = {**CLASSES, Oracle.name: Oracle}
+_CLASSES = {**CLASSES, Oracle.name: Oracle, OracleFair.name: OracleFair}
 
 
 def make_policy(name: str, sim: Simulation) -> Policy:
@@ -99,9 +102,16 @@ class RunSummary:
     policy: str
     seed: int
     summary: dict
-    turnarounds: list[float]
+    turnaround_by_job: dict[int, float]  # job id -> turnaround, the jobs that succeeded
     timeline: dict
     lower_bound_s: float = float("nan")  # of the (scenario, seed): `oracle.lower_bound_s`
+    # job id -> (its lower bound, its cores), every measured job: the same for every policy of
+    # a (scenario, seed), what the per-class figures and plots sort jobs by
+    job_facts: dict[int, tuple[float, int]] = field(default_factory=dict)
+
+    @property
+    def turnarounds(self) -> list[float]:
+        return list(self.turnaround_by_job.values())
 
 
 def _settings_for(scenario: Scenario, spec: PolicySpec) -> Settings:
@@ -112,12 +122,22 @@ def _settings_for(scenario: Scenario, spec: PolicySpec) -> Settings:
     return broker_settings(merged)
 
 
-def run_seed(scenario: Scenario, specs: list[PolicySpec], seed: int) -> list[RunSummary]:
-    """One seed of one scenario: the shared history once, then each policy from a copy."""
+def run_seed(
+    scenario: Scenario,
+    specs: list[PolicySpec],
+    seed: int,
+    on_policy_done: Callable[[], object] | None = None,
+) -> list[RunSummary]:
+    """One seed of one scenario: the shared history once, then each policy from a copy
+    (`on_policy_done` is called after each, for progress)."""
     base = new_simulation(scenario, HISTORY_POLICY, seed)
     base.schedule_all()
     base.advance(base.start)
-    bound = lower_bound_s(base)
+    job_bounds = job_lower_bounds(base)
+    bound = lower_bound_s(base, job_bounds)
+    facts = {
+        j.id: (job_bounds[j.id], scenario.tools[j.tool].cores) for j in base.jobs if j.measured
+    }
     out = []
     for spec in specs:
         settings = _settings_for(scenario, spec) if spec.overrides else None
@@ -127,12 +147,17 @@ def run_seed(scenario: Scenario, specs: list[PolicySpec], seed: int) -> list[Run
                 scenario=scenario.name,
                 policy=spec.label,
                 seed=seed,
-                summary=summarize(result),
-                turnarounds=[r.turnaround for r in result.records if r.outcome == "ok"],
+                summary=summarize(result, job_bounds),
+                turnaround_by_job={
+                    r.job.id: r.turnaround for r in result.records if r.outcome == "ok"
+                },
                 timeline=result.timeline,
                 lower_bound_s=bound,
+                job_facts=facts,
             )
         )
+        if on_policy_done is not None:
+            on_policy_done()
     return out
 
 
@@ -142,18 +167,35 @@ def _task(args: tuple[str, list[PolicySpec], int]) -> list[RunSummary]:
 
 
 def run_all(
-    paths: list[str | Path], specs: list[PolicySpec], seeds: int, workers: int | None = None
+    paths: list[str | Path],
+    specs: list[PolicySpec],
+    seeds: int,
+    workers: int | None = None,
+    seed_start: int = 0,
 ) -> list[RunSummary]:
-    """Every scenario x seed x policy; the result order does not depend on `workers`."""
+    """Every scenario x seed x policy, seeds `seed_start` .. `seed_start + seeds - 1`; the
+    result order does not depend on `workers`. Progress (one step per policy run) goes to a
+    terminal's stderr only (`broker.progress`)."""
+    if seeds < 1 or seed_start < 0:
+        raise ValueError(f"need seeds >= 1 and seed_start >= 0, got {seeds} and {seed_start}")
     for p in paths:
         load_scenario(p)  # fail early, in this process, on a bad file
-    tasks = [(str(p), specs, seed) for p in paths for seed in range(seeds)]
+    tasks = [(str(p), specs, seed) for p in paths for seed in range(seed_start, seed_start + seeds)]
     workers = workers or min(len(tasks), os.cpu_count() or 1)
-    if workers <= 1:
-        chunks = [_task(t) for t in tasks]
-    else:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            chunks = list(pool.map(_task, tasks))
+    desc = f"simulate {len(paths)} scenario(s) x {seeds} seed(s)"
+    with bar(len(tasks) * len(specs), desc) as progress:
+        if workers <= 1:
+            chunks = [
+                run_seed(load_scenario(path), sp, seed, lambda: progress.update(1))
+                for path, sp, seed in tasks
+            ]
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                futures = [pool.submit(_task, t) for t in tasks]
+                for done in as_completed(futures):
+                    done.result()  # a failed run stops here, with its own error
+                    progress.update(len(specs))
+                chunks = [f.result() for f in futures]
     runs = [r for chunk in chunks for r in chunk]
     order = {s.label: i for i, s in enumerate(specs)}
     scen_order: dict[str, int] = {}

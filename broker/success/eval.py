@@ -44,6 +44,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
+from broker.progress import track
 from broker.success.model import SuccessModel
 from broker.success.references import OneHotLogistic, SmoothedNB
 
@@ -191,7 +192,7 @@ def evaluate(directory: Path, folds: int = 10, seed: int = 0) -> dict[str, Any]:
     results: dict[str, dict] = {}
     skipped: dict[str, str] = {}
     with threadpool_limits(1):
-        for pkg in packages:
+        for pkg in track(packages, len(packages), "eval-success", unit="package"):
             res = evaluate_package(pkg, folds, seed, population_logit(packages, pkg.name))
             if res is None:
                 skipped[pkg.name] = f"{len(pkg.y)} row(s): cannot be cross-validated"

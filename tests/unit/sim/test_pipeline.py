@@ -46,3 +46,22 @@ def test_a_site_that_is_down_reports_nothing_and_goes_stale(tmp_path):
     assert now - view.cluster["b"].time_s < 120
     keys = [k for k in sim.pipeline._published if k[0] in (CLUSTER, QUEUE)]
     assert (CLUSTER, "a") in keys  # the old point is still there; only its age says stale
+
+
+def test_a_queue_row_is_not_held_back_behind_a_delayed_cluster_point(small):
+    """A cluster-usage point reaches InfluxDB `consumer_delay_s` after collection, a queue row
+    at once: a row written after that point but visible before it must be read at a refresh
+    in between (points used to wait in write order behind the delayed one)."""
+    sim = new_simulation(small, "broker", 0)
+    pipe = sim.pipeline
+    delay = small.pipeline.consumer_delay_s
+    assert delay > 1
+    pipe.cluster_usage(100.0, "a", sim.sites["a"].usage_fields())  # visible at 100 + delay
+    pipe.queue_counts(101.0, {"dest_a": (3, 1)})  # visible at 101
+    pipe.refresh(101.0 + (delay - 1) / 2)  # after the row, before the cluster point
+    keys = set(pipe._published)
+    assert (QUEUE, "dest_a", "queued") in keys and (QUEUE, "dest_a", "running") in keys
+    assert (CLUSTER, "a") not in keys
+    pipe.refresh(100.0 + delay)
+    assert (CLUSTER, "a") in pipe._published
+    assert pipe.view().queues["dest_a"]["queued"].count == 3

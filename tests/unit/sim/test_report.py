@@ -29,10 +29,10 @@ def test_simulate_command_prints_a_table_and_json_last(tmp_path, capsys):
     assert any(line.startswith("lower bound") for line in out)
     assert not any(line.startswith("oracle") and line.endswith("*") for line in out)
     assert sorted(p.name for p in plots.glob("*.png")) == [
+        "small-classes.png",
         "small-data-moved.png",
         "small-queue-timeline.png",
-        "small-turnaround-cdf.png",
-    ]
+    ]  # no paired difference without weighted random, the reference
 
 
 def test_simulate_command_rejects_a_bad_policy(tmp_path, capsys):
@@ -52,7 +52,11 @@ def test_json_line_keeps_only_the_asked_keys_and_policies(small):
     assert set(line["scenarios"]["small"]["broker"]) == {
         "mean_turnaround_s",
         "p95_turnaround_s",
+        "p99_turnaround_s",
         "failed_attempts",
+        "failed_jobs",
+        "short_slowdown",
+        "large_mean_turnaround_s",
         "bytes_km",
     }
 
