@@ -20,10 +20,13 @@ last line: {"scenarios": {<scenario>: {<policy>: {"mean_turnaround_s", "p95_turn
 seconds}}.
 Figures and the full summary: benchmarks/results/simulate/.
 
-Targets: the broker has the lowest mean and p95 turnaround on every scenario; at least 25%
-lower mean turnaround than the best of TPV default and weighted random on the burst and
-data-heavy scenarios; fewer failed attempts than every other policy on silent-failure. "Other
-policy" means the routing policies (`POLICIES`), never the oracle.
+Targets (the decision-quality bar), for every scenario: the broker's mean turnaround closes
+at least 75% of the gap from weighted random to `oracle_fair`, its p95 at least 60% (where
+`oracle_fair` is within 5% of weighted random, the gap is too small to measure: at most
+`oracle_fair`'s instead); its p99, `short_slowdown`, `failed_attempts` and `failed_jobs` no
+worse than weighted random's; `large_mean_turnaround_s` within 5% of it. The outcomes the
+simulated broker learns from are still every attempt's, seen 10 min apart, not yet what the
+deployed outcome collector delivers (docs/simulator.md).
 """
 
 from __future__ import annotations
@@ -66,50 +69,52 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+SMALL_GAP = 0.05  # oracle_fair within this of weighted random: the gap is too small to measure
+CLOSE_MEAN, CLOSE_P95 = 0.75, 0.60  # share of the gap to oracle_fair the broker must close
+LARGE_SLACK = 1.05  # large jobs' mean turnaround: within 5% of weighted random's
+
+
+def _gap_target(pols: dict, ours: str, key: str, share: float) -> tuple[bool, str]:
+    """Closes `share` of the gap from weighted random to oracle_fair on `key`; where that gap
+    is under SMALL_GAP of weighted random's figure (or oracle_fair is worse), at most the
+    better of the two instead."""
+    wr, fair, me = (pols[p][key] for p in ("weighted_random", "oracle_fair", ours))
+    if wr - fair <= SMALL_GAP * wr:
+        bound = min(fair, wr)
+        return me <= bound, f"{ours} {me:.0f} s, gap too small: at most {bound:.0f} s"
+    closed = (wr - me) / (wr - fair)
+    return closed >= share, (
+        f"{ours} {me:.0f} s closes {closed:.0%} of weighted_random {wr:.0f} s -> oracle_fair "
+        f"{fair:.0f} s (needs {share:.0%})"
+    )
+
+
+def _at_most(pols: dict, ours: str, key: str, slack: float = 1.0) -> tuple[bool, str]:
+    me, wr = pols[ours][key], pols["weighted_random"][key]
+    if me is None or wr is None:  # no job of the class in the scenario
+        return True, "no job of this class"
+    limit = f" x {slack:g}" if slack != 1.0 else ""
+    return me <= wr * slack, f"{ours} {me:.4g} vs weighted_random {wr:.4g}{limit}"
+
+
 def targets(summary: dict, ours: str = "broker") -> list[tuple[str, bool, str]]:
-    """(target, met, the numbers) for the targets above, judged for policy `ours`."""
+    """(target, met, the numbers) of the decision-quality bar (module doc), per scenario, for
+    policy `ours`."""
     out = []
-    others = [p for p in POLICIES if p != "broker"]
     for scenario, pols in summary.items():
-        me = pols[ours]
-        for key, what in (("mean_turnaround_s", "mean"), ("p95_turnaround_s", "p95")):
-            best_other = min(others, key=lambda p: pols[p][key])
-            ok = all(me[key] < pols[p][key] for p in others)
-            out.append(
-                (
-                    f"{scenario}: lowest {what} turnaround",
-                    ok,
-                    f"{ours} {me[key]:.0f} s vs best other {best_other} "
-                    f"{pols[best_other][key]:.0f} s",
-                )
-            )
-    for scenario in ("burst", "data-heavy"):
-        if scenario not in summary:
-            continue
-        pols = summary[scenario]
-        base = min(("tpv_default", "weighted_random"), key=lambda p: pols[p]["mean_turnaround_s"])
-        gain = 1 - pols[ours]["mean_turnaround_s"] / pols[base]["mean_turnaround_s"]
-        out.append(
+        checks = [
+            ("mean: 75% of the gap", _gap_target(pols, ours, "mean_turnaround_s", CLOSE_MEAN)),
+            ("p95: 60% of the gap", _gap_target(pols, ours, "p95_turnaround_s", CLOSE_P95)),
+            ("p99 turnaround <= weighted random's", _at_most(pols, ours, "p99_turnaround_s")),
+            ("short_slowdown <= weighted random's", _at_most(pols, ours, "short_slowdown")),
             (
-                f"{scenario}: mean turnaround >= 25% below the best of TPV default and "
-                "weighted random",
-                gain >= 0.25,
-                f"{ours} {pols[ours]['mean_turnaround_s']:.0f} s vs {base} "
-                f"{pols[base]['mean_turnaround_s']:.0f} s: "
-                + (f"{gain:.0%} lower" if gain >= 0 else f"{-gain:.0%} higher"),
-            )
-        )
-    if "silent-failure" in summary:
-        pols = summary["silent-failure"]
-        fewest = min(others, key=lambda p: pols[p]["failed_attempts"])
-        out.append(
-            (
-                "silent-failure: fewer failed attempts than every other policy",
-                all(pols[ours]["failed_attempts"] < pols[p]["failed_attempts"] for p in others),
-                f"{ours} {pols[ours]['failed_attempts']:.1f} vs fewest other {fewest} "
-                f"{pols[fewest]['failed_attempts']:.1f} (mean per seed)",
-            )
-        )
+                "large_mean_turnaround_s within 5% of weighted random's",
+                _at_most(pols, ours, "large_mean_turnaround_s", LARGE_SLACK),
+            ),
+            ("failed_attempts <= weighted random's", _at_most(pols, ours, "failed_attempts")),
+            ("failed_jobs <= weighted random's", _at_most(pols, ours, "failed_jobs")),
+        ]  # fmt: skip
+        out += [(f"{scenario}: {name}", ok, numbers) for name, (ok, numbers) in checks]
     return out
 
 
@@ -155,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"targets for {ours}:")
         for name, ok, numbers in targets(summary, ours):
             print(f"  [{'met' if ok else 'NOT met'}] {name}: {numbers}")
-    print("headroom (references, not targets: the oracle sees the true state):")
+    print("headroom (references: the oracle sees the true state; the lower bound is no wait):")
     print("\n".join(headroom(summary, bounds)))
     print(
         f"{len(paths)} scenarios x {len(specs)} policies x {args.seeds} seeds "
