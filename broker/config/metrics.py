@@ -103,11 +103,13 @@ class DecisionLogSettings(Section):
     max_buffered_points: int = Field(
         default=500_000,
         ge=1,
-        description="candidate points kept in memory while InfluxDB cannot take them (about 80 "
-        "bytes each); beyond, the oldest decisions are dropped and counted",
+        description="decisions kept in memory while InfluxDB cannot take them, counted in "
+        "candidates (about 80 bytes each); beyond, the oldest decisions are dropped and counted",
     )
     batch_points: int = Field(
-        default=5000, ge=1, description="points per /write (a larger decision goes alone)"
+        default=5000,
+        ge=1,
+        description="decisions per /write, counted in candidates (a larger decision goes alone)",
     )
     flush_s: float = Field(default=1.0, gt=0, description="how often buffered decisions are sent")
     retry_max_s: float = Field(

@@ -6,7 +6,7 @@ the log is on, appends one `Decision` holding references to lists the ranking bu
 The writer (`broker.decisions.writer`) takes them from here and formats them off the request
 path.
 
-The buffer is bounded in candidate points (one per candidate of a decision), not in decisions,
+The buffer is bounded in candidates (a decision of n candidates counts n), not in decisions,
 since a decision of 1000 candidates holds fifty times the memory of one of 20. When it is full
 the OLDEST decisions are dropped and counted: the newest are those whose jobs are still queued
 or running, so their outcomes are still to come, and after an outage the log resumes where

@@ -132,7 +132,9 @@ class DecisionWriter:
             try:
                 lines.append(self.lines.format(decision))
                 count += 1
-            except LineProtocolError as exc:
+            except (LineProtocolError, ValueError, OverflowError) as exc:
+                # an id line protocol cannot carry; a NaN or infinite prediction (a bug in a
+                # term): this decision is lost and counted, the batch goes on
                 self.rejected += 1
                 log.warning("decision log: job %s not written: %s", decision.job_id, exc)
             if time.perf_counter() - started > _SLICE_S:
