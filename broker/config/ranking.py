@@ -37,7 +37,15 @@ class BandwidthSettings(Section):
 
 class RankingSettings(Section):
     preference_step_s: float = Field(
-        default=60.0, ge=0, description="cost of each step down TPV's own preference order"
+        default=60.0,
+        ge=0,
+        description="cost of each step down TPV's own order, for requests without tpv_scores",
+    )
+    preference_level_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="cost of each TPV score level below the best candidate's, for requests "
+        "with tpv_scores (equal scores cost the same)",
     )
     dispatch_s: float = Field(default=30.0, ge=0, description="wait when the job fits right now")
     routed_grace_s: float = Field(

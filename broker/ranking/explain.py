@@ -67,7 +67,7 @@ def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> E
         wait_note=wait_note(w, c.pool, terms.job, sent, ranking),
         run=est.run,
         success=est.success,
-        penalty=i * ranking.preference_step_s,
+        penalty=terms.penalties[i],
         expected=terms.expected[i],
         cluster_age=None if reported == -math.inf else now - reported,
     )

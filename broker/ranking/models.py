@@ -11,7 +11,7 @@ from typing import Annotated, Any, NotRequired
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypedDict
 
-from broker.ranking.query import ENFORCE, Job, Mode, RankQuery
+from broker.ranking.query import ENFORCE, Job, Mode, RankQuery, score_levels
 from broker.ranking.transfer import Coordinates, Inputs
 
 # Beyond these no job asks and no dataset is: refused (422) rather than carried into sums whose
@@ -123,6 +123,12 @@ class RankRequest(BaseModel):
         description="the candidates in the order of the administrator's own rank expression; "
         "the answer when the broker cannot rank (default: TPV's order)",
     )
+    tpv_scores: dict[str, float] | None = Field(
+        default=None,
+        description="TPV's tag score of each candidate (destination id -> score); with it the "
+        "preference cost is ranking.preference_level_s per score level below the best, "
+        "without it ranking.preference_step_s per position in TPV's order",
+    )
 
     @model_validator(mode="after")
     def _unique_ids(self) -> RankRequest:
@@ -149,15 +155,16 @@ class RankRequest(BaseModel):
                 if at is not None:
                     coords[d["id"]] = at
         store_coords = {k: (o.latitude, o.longitude) for k, o in self.objectstores.items()}
-        order = self.tpv_order()
+        order = tuple(self.tpv_order())
         return RankQuery(
             self.job_info.job(),
-            tuple(order),
+            order,
             Inputs.of(self.datasets, store_coords),
             coords,
             self.job_id,
             self.mode,
-            tuple(_complete(self.fallback_order, order)) if self.fallback_order else None,
+            tuple(_complete(self.fallback_order, list(order))) if self.fallback_order else None,
+            None if self.tpv_scores is None else score_levels(order, self.tpv_scores),
         )
 
 

@@ -56,7 +56,20 @@ class RankQuery:
     job_id: int | None = None
     mode: Mode = ENFORCE
     fallback: tuple[str, ...] | None = None
+    # Each candidate's TPV score level, in `order`: 0 for the best score, 1 for the next lower
+    # score, ... (`score_levels`); None when the caller sent no scores (positions are priced).
+    levels: tuple[int, ...] | None = None
 
     def fallback_order(self) -> tuple[str, ...]:
         """The fallback's order of every candidate: the administrator's, else TPV's."""
         return self.order if self.fallback is None else self.fallback
+
+
+def score_levels(order: tuple[str, ...], scores: Mapping[str, float]) -> tuple[int, ...]:
+    """Each candidate's level among TPV's distinct tag scores, best first (scores 5, 3, 3, 1
+    are levels 0, 1, 1, 2). A level, not a position, is what the administrator's tags say:
+    TPV's sort puts equal scores in config order, which expresses no preference. A candidate
+    without a score is one level below the lowest."""
+    distinct = sorted({scores[i] for i in order if i in scores}, reverse=True)
+    level = {score: n for n, score in enumerate(distinct)}
+    return tuple(level[scores[i]] if i in scores else len(distinct) for i in order)

@@ -109,6 +109,7 @@ def _check_limits(body: RankRequest, limits: LimitsSettings) -> None:
             limits.max_destinations,
             "max_destinations",
         ),  # fmt: skip
+        ("tpv_scores", len(body.tpv_scores or ()), limits.max_destinations, "max_destinations"),
     ):
         if count > limit:
             raise too_many(field, count, limit, setting)

@@ -1,6 +1,9 @@
 """Scoring one request: every candidate's transfer, wait, run time and chance of success.
 
-    E[d] = (transfer(d) + wait(d) + run(d)) / P_success(d) + preference_step_s * tpv_position(d)
+    E[d] = (transfer(d) + wait(d) + run(d)) / P_success(d) + preference(d)
+
+preference(d) is `preference_level_s` per TPV score level below the best candidate's when the
+request carries TPV's scores, else `preference_step_s` per position in TPV's order.
 
 Per request only lookups into the derived view and arithmetic; what explains a number is
 worked out later, and only when asked (`broker.ranking.explain`).
@@ -10,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from broker.config import RankingSettings
 from broker.ranking.context import RankContext
 from broker.ranking.derived import CandidateList
 from broker.ranking.history import ToolEstimate
@@ -29,6 +33,7 @@ class CandidateTerms:
     waits: list[Wait]
     flight: list[InFlight] | None  # what was routed to each candidate's site; None: nothing
     estimates: list[ToolEstimate]
+    penalties: list[float]  # the preference term, seconds
     expected: list[float]
 
     def order(self) -> list[int]:
@@ -71,11 +76,20 @@ def score(ctx: RankContext, query: RankQuery, now: float) -> CandidateTerms:
     transfers = Transfers.compute(
         derived.bandwidth, listed.candidates, query.inputs, listed.bandwidth_rows
     )
-    step = settings.ranking.preference_step_s
+    penalties = preference_penalties(settings.ranking, query, len(wait))
     expected = [
-        (t + w.seconds + r) / p + i * step
-        for i, (t, w, r, p) in enumerate(
-            zip(transfers.seconds, wait, terms.run_s, terms.success, strict=True)
+        (t + w.seconds + r) / p + pen
+        for t, w, r, p, pen in zip(
+            transfers.seconds, wait, terms.run_s, terms.success, penalties, strict=True
         )
     ]
-    return CandidateTerms(listed, job, transfers, wait, flight, terms.at, expected)
+    return CandidateTerms(listed, job, transfers, wait, flight, terms.at, penalties, expected)
+
+
+def preference_penalties(ranking: RankingSettings, query: RankQuery, n: int) -> list[float]:
+    """What each candidate's place in the administrator's preference costs, in seconds."""
+    if query.levels is not None:
+        step = ranking.preference_level_s
+        return [level * step for level in query.levels]
+    step = ranking.preference_step_s
+    return [i * step for i in range(n)]

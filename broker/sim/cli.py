@@ -21,7 +21,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         default=list(POLICIES),
         metavar="POLICY",
         help=f"policies to compare (default: all: {' '.join(POLICIES)}); a what-if broker: "
-        "'broker:preference_step_s=0'; the omniscient reference: "
+        "'broker:preference_level_s=0'; the omniscient reference: "
         f"{' '.join(REFERENCE_POLICIES)} (docs/simulator.md)",
     )
     p.add_argument("--seeds", type=int, default=1, help="seeds per scenario (default 1)")

@@ -66,15 +66,23 @@ def fits_machine(site: Site, tool: Tool) -> bool:
     )
 
 
-def tpv_order(scenario: Scenario, tool_id: str) -> list[str]:
-    """TPV's candidates for a tool, in its default rank order: destinations that can hold the
-    job, by the number of the tool's preferred tags they carry (most first), then in the order
-    the config lists them (Python's sort is stable)."""
+def tpv_scores(scenario: Scenario, tool_id: str) -> dict[str, int]:
+    """TPV's tag score of each candidate destination of a tool (one that can hold the job),
+    in config order: here the number of the tool's preferred tags the site carries."""
     tool = scenario.tools[tool_id]
     prefer = set(tool.prefer)
-    sites = [s for s, conf in scenario.sites.items() if fits_machine(conf, tool)]
-    sites.sort(key=lambda s: -len(prefer & set(scenario.sites[s].tags)))
-    return [scenario.destination_of(s) for s in sites]
+    return {
+        scenario.destination_of(s): len(prefer & set(conf.tags))
+        for s, conf in scenario.sites.items()
+        if fits_machine(conf, tool)
+    }
+
+
+def tpv_order(scenario: Scenario, tool_id: str) -> list[str]:
+    """TPV's candidates for a tool, in its default rank order: by score (most preferred tags
+    first), then in the order the config lists them (Python's sort is stable)."""
+    scores = tpv_scores(scenario, tool_id)
+    return sorted(scores, key=lambda d: -scores[d])
 
 
 def broker_settings(scenario: Scenario) -> Settings:

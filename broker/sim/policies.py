@@ -38,10 +38,11 @@ from typing import TYPE_CHECKING
 from broker.metrics.freshness import is_current
 from broker.ranking.context import RankContext
 from broker.ranking.query import Job as RankedJob
-from broker.ranking.query import RankQuery
+from broker.ranking.query import RankQuery, score_levels
 from broker.ranking.rank import rank
 from broker.ranking.routed import RoutedLedger
 from broker.ranking.transfer import Inputs, distance_km
+from broker.sim.network import tpv_scores
 from metric_contract.units import MB_PER_GB
 
 if TYPE_CHECKING:
@@ -174,6 +175,11 @@ class Broker(Policy):
         super().__init__(sim)
         ranking, metrics = sim.settings.ranking, sim.settings.metrics
         self.ledger = RoutedLedger(ranking.routed_grace_s, metrics.staleness_s)
+        # TPV's scores, as the rank snippet sends them
+        self.levels = {
+            tool: score_levels(tuple(order), tpv_scores(sim.sc, tool))
+            for tool, order in sim.tpv.items()
+        }
 
     def choose(self, job, attempt, now):
         sim = self.sim
@@ -189,6 +195,7 @@ class Broker(Policy):
                 },
                 {},
             ),
+            levels=self.levels[job.tool],
         )
         ctx = RankContext(
             sim.settings, sim.pipeline.derived(), None, self.ledger, sim.pipeline.clock(now)

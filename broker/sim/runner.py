@@ -4,7 +4,7 @@ This is where a simulation is given its policies (`make_policy`): the engine tak
 and the policies and the oracle read the simulation, so nothing imports in a circle.
 
 A policy is named, optionally with broker settings to change for it (a what-if run):
-`broker:preference_step_s=0` (keys without a dot are under `ranking.`; dotted keys start at
+`broker:preference_level_s=0` (keys without a dot are under `ranking.`; dotted keys start at
 the settings root, e.g. `metrics.staleness_s=120`).
 """
 

@@ -28,6 +28,8 @@ GPU_TOOL = "toolshed.g2.bx.psu.edu/repos/iuc/gpu_tool/gpu_tool/1.0"
 GIB = 1024**3
 # TPV's own order for a pulsar job in fixtures/tpv-base.yml (tag score, then config order).
 TPV_ORDER = ["pulsar_be_ghent", "pulsar_de_freiburg", "pulsar_it_bari"]
+# Their tag scores (TPV's `destination.score(entity)`), as the rank snippet sends them.
+TPV_SCORES = {"pulsar_be_ghent": 6, "pulsar_de_freiburg": 4, "pulsar_it_bari": 4}
 
 
 def ensure_tpv_venv() -> None:

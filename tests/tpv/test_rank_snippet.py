@@ -14,7 +14,7 @@ import pytest
 from broker.demo import free_port
 from tests.support.live_broker import SITES, TOKEN
 from tests.support.paths import TPV_FIXTURES
-from tests.support.real_tpv import BWA, GIB, GPU_TOOL, TPV_ORDER
+from tests.support.real_tpv import BWA, GIB, GPU_TOOL, TPV_ORDER, TPV_SCORES
 
 BASE = str(TPV_FIXTURES / "tpv-base.yml")
 DATA_IN_BARI = [[20 * GIB, "os_bari"]]
@@ -57,6 +57,7 @@ def broker_request(store, tool_id=BWA, mem=30, cores=16, size=20 * GIB):
         "datasets": {"1": {"object_store_id": store, "size": size}},
         "job_info": {"tool_id": tool_id, "mem": mem, "cores": cores, "gpus": None},
         "preference": TPV_ORDER,
+        "tpv_scores": TPV_SCORES,
     }
 
 
@@ -70,8 +71,10 @@ def test_without_the_broker_tpv_routes_by_its_tags(tpv):
     "store, expected", [("os_bari", "pulsar_it_bari"), ("os_freiburg", "pulsar_de_freiburg")]
 )
 def test_routing_follows_the_broker(tpv, broker, fragments, store, expected):
-    answer = route(tpv, live_fragment(fragments, broker), datasets=[[20 * GIB, store]])
-    assert answer["ranking"] == broker.rank(broker_request(store))
+    # 60 GiB: staging it elsewhere costs more than the tags' preference for ghent (one score
+    # level, ranking.preference_level_s)
+    answer = route(tpv, live_fragment(fragments, broker), datasets=[[60 * GIB, store]])
+    assert answer["ranking"] == broker.rank(broker_request(store, size=60 * GIB))
     assert answer["destination"] == expected != TPV_ORDER[0]
     assert warnings_of(answer) == []
 
@@ -81,7 +84,7 @@ def test_routing_changes_when_the_metrics_change(tpv, broker, fragments, busy):
     assert route(tpv, live)["destination"] == "pulsar_it_bari"  # the data is there
     busy("pulsar_it_bari")  # bari's pool fills up and 3000 jobs queue there
     answer = route(tpv, live)
-    assert answer["ranking"] == ["pulsar_de_freiburg", "pulsar_be_ghent", "pulsar_it_bari"]
+    assert answer["ranking"][-1] == "pulsar_it_bari"  # now the slowest: behind 3000 jobs
     assert answer["ranking"] == broker.rank(broker_request("os_bari"))
     assert warnings_of(answer) == []
 
@@ -107,6 +110,7 @@ def test_request_carries_what_tpv_knows(tpv, fault_server, fragments):
     ]
     assert body["job_info"] == {"tool_id": BWA, "mem": 30, "cores": 16, "gpus": None}
     assert body["preference"] == TPV_ORDER
+    assert body["tpv_scores"] == TPV_SCORES  # TPV's own destination.score(entity)
     assert "objectstores" not in body  # the broker has them in its own config
     assert body["job_id"] == 31337
     assert body["mode"] == "enforce"  # the role's default

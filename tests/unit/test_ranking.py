@@ -115,6 +115,36 @@ def test_preference_step_costs_seconds_in_tpv_order():
     assert by_id(ranked(view, req, big_step))["a"].preference_penalty_s == 120
 
 
+def test_with_tpv_scores_equal_scores_cost_the_same_and_each_level_costs_its_step():
+    view = view_of(
+        usage("a"), usage("b"), usage("pool_c"),
+        runtime("a", run=600), runtime("b", run=630), runtime("c", run=300),
+    )  # fmt: skip
+    scores = {"b": 5, "a": 5, "c": 2}  # TPV's order b, a, c; a and b are equals
+    req = request(ids=("b", "a", "c"), tpv_scores=scores)
+    cfg = settings(ranking={"preference_level_s": 400, "preference_step_s": 1000})
+    answer = ranked(view, req, cfg)
+    # a is 30 s faster than b and not charged for standing second among equals; c is 300 s
+    # faster than a but one level down (400 s): last
+    assert answer.sorted_destinations == ["a", "b", "c"]
+    penalties = {i: e.preference_penalty_s for i, e in by_id(answer).items()}
+    assert penalties == {"a": 0, "b": 0, "c": 400}
+    # the same request without scores is priced per position (1000 s a step): TPV's order
+    unscored = ranked(view, request(ids=("b", "a", "c")), cfg)
+    assert unscored.sorted_destinations == ["b", "a", "c"]
+    cheap = settings(ranking={"preference_level_s": 100})
+    assert ranked(view, req, cheap).sorted_destinations == ["c", "a", "b"]
+
+
+def test_score_levels_are_dense_ranks_and_a_missing_score_is_one_level_below():
+    from broker.ranking.query import score_levels
+
+    order = ("w", "x", "y", "z", "v")
+    assert score_levels(order, {"w": 5, "x": 3, "y": 3, "z": 1, "v": 0.5}) == (0, 1, 1, 2, 3)
+    assert score_levels(order, {"w": -1, "x": -1, "y": -4}) == (0, 0, 1, 2, 2)
+    assert score_levels(order, {}) == (0, 0, 0, 0, 0)
+
+
 def test_ties_keep_tpv_order():
     view = view_of(usage("a"), usage("b"))
     assert ranked(view, request(ids=("b", "a"))).sorted_destinations == ["b", "a"]

@@ -130,7 +130,9 @@ def _tb_fallback_order(
         return tpv_order, "TPV's own order"
 
 
-def _tb_ask_broker(candidates: list[Any], tpv_order: list[Any], fallback: list[Any]) -> list[str]:
+def _tb_ask_broker(
+    candidates: list[Any], tpv_order: list[Any], scores: dict[str, Any], fallback: list[Any]
+) -> list[str]:
     """The broker's order of the candidates' ids (its first choice first); raises on any
     problem, for the caller to log once."""
     destinations: list[dict[str, Any]] = []
@@ -150,6 +152,8 @@ def _tb_ask_broker(candidates: list[Any], tpv_order: list[Any], fallback: list[A
             "gpus": _tb_count("gpus"),
         },
         "preference": _tb_ids(tpv_order),
+        # TPV's tag scores: the broker prices score levels, not places among equal scores
+        "tpv_scores": scores or None,
         # Galaxy's job id: the same for every attempt of a resubmitted job (TPV ranks each anew).
         "job_id": None if job_id is None else int(job_id),
         "mode": _tb_mode,
@@ -184,9 +188,11 @@ _tb_tool_id = getattr(tool, "id", None)  # noqa: F821 - TPV's rank context
 try:
     # TPV's own order: its default ranker (tag score, best first; a stable sort keeps the
     # config order among equals). The fallback when no rank expression is set, and the
-    # `preference` the broker prices.
-    _tb_tpv_order = sorted(_tb_candidates, key=lambda d: d.score(entity), reverse=True)  # noqa: F821
+    # `preference` the broker prices, by score.
+    _tb_scores = {d.id: d.score(entity) for d in _tb_candidates}  # noqa: F821
+    _tb_tpv_order = sorted(_tb_candidates, key=lambda d: _tb_scores[d.id], reverse=True)
 except Exception:
+    _tb_scores = {}
     _tb_tpv_order = list(_tb_candidates)
 # Computed before the call, in every mode: it is the answer whenever the broker's is not used.
 _tb_fallback, _tb_fallback_name = _tb_fallback_order(_tb_candidates, _tb_tpv_order, _tb_tool_id)
@@ -195,7 +201,7 @@ if _tb_mode not in ("enforce", "shadow", "off"):
     _tb_warn("tpv-broker rank: unknown mode %r: the broker is not asked", _tb_mode)
 elif _tb_mode != "off" and len(_tb_candidates) > 1:
     try:
-        _tb_ranked = _tb_ask_broker(_tb_candidates, _tb_tpv_order, _tb_fallback)
+        _tb_ranked = _tb_ask_broker(_tb_candidates, _tb_tpv_order, _tb_scores, _tb_fallback)
         if _tb_mode == "shadow":
             _tb_log.debug(
                 "tpv-broker rank: tool %s: shadow: routed by the fallback to %s, broker: %s",
