@@ -48,8 +48,9 @@ def _array(name: str, body: str) -> str:
 
 
 def _whole(ints: str, values: tuple[float, ...]) -> str:
-    """Rounded values (already + 0.5) as a JSON array body; null for inf (a job that can never
-    fit there; a site that never reported). The common case is one `%` operation."""
+    """Values as whole numbers in a JSON array body (`%d` truncates: a caller that wants them
+    rounded adds 0.5 first); null for inf (a job that can never fit there; a site that never
+    reported). The common case is one `%` operation."""
     if _INF not in values and -_INF not in values:
         return ints % values
     return ",".join("null" if v in (_INF, -_INF) else str(int(v)) for v in values)
