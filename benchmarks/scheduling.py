@@ -1,24 +1,23 @@
 """`python -m benchmarks.scheduling`: does the broker make Galaxy faster?
 
-Every scenario in examples/scenarios/ with every policy, on the discrete-event simulator
-(broker/sim/, docs/simulator.md): `--seeds N` seeds each (default 5, or the SEEDS environment
-variable) starting at `--seed-start K` (default 0, or SEED_START), so that the figures can be
-checked on seeds nobody tuned on; `--workers` processes (default: CPUs, or BENCH_WORKERS).
-Progress with the time left goes to stderr when it is a terminal. The `broker` policy is the real
-ranking code with its shipped settings; what-if variants of it (BENCH_VARIANTS, default
-`broker:preference_level_s=0`) are printed for information and kept out of the JSON line.
-So is the `oracle` (broker/sim/oracle.py), a reference that sees the simulator's true state,
-and the per-scenario lower bound on the mean turnaround (fastest staging + run per job, no
-wait): they show the headroom, and no target is judged against them. `oracle_fair`
-(broker/sim/oracle_fair.py: the true state without the negotiation phase or foresight of
-failures) runs too, and is in the JSON line next to the routing policies, since the
-decision-quality bar (below) is the gap from weighted random to it.
-Printed side by side, then each target with its numbers, then the headroom, then JSON on the
-last line: {"scenarios": {<scenario>: {<policy>: {"mean_turnaround_s", "p95_turnaround_s",
-"p99_turnaround_s", "failed_attempts", "failed_jobs", "short_slowdown",
-"large_mean_turnaround_s", "bytes_km"}}}, "lower_bound_mean_turnaround_s": {<scenario>:
-seconds}}.
-Figures and the full summary: benchmarks/results/simulate/.
+The scenario files given (default: every one in examples/scenarios/) with every policy, on the
+discrete-event simulator (broker/sim/, docs/simulator.md): `--seeds N` seeds each (default 5, or
+the SEEDS environment variable) starting at `--seed-start K` (default 0, or SEED_START), so that
+the figures can be checked on seeds nobody tuned on; `--workers` processes (default: CPUs, or
+BENCH_WORKERS). Progress with the time left goes to stderr when it is a terminal. The `broker`
+policy is the real ranking code with its shipped settings; what-if variants of it
+(BENCH_VARIANTS, default `broker:preference_level_s=0`) are printed for information and kept out
+of the JSON line. So is the `oracle` (broker/sim/oracle.py), a reference that sees the
+simulator's true state, and the per-scenario lower bound on the mean turnaround (fastest staging
++ run per job, no wait): they show the headroom, and no target is judged against them.
+`oracle_fair` (broker/sim/oracle_fair.py: the true state without the negotiation phase or
+foresight of failures) runs too, and is in the JSON line next to the routing policies, since the
+decision-quality bar (below) is the gap from weighted random to it. Printed side by side, then
+each target with its numbers, then the headroom, then JSON on the last line: {"scenarios":
+{<scenario>: {<policy>: {"mean_turnaround_s", "p95_turnaround_s", "p99_turnaround_s",
+"failed_attempts", "failed_jobs", "short_slowdown", "large_mean_turnaround_s", "bytes_km"}}},
+"lower_bound_mean_turnaround_s": {<scenario>: seconds}}. Figures and the full summary:
+benchmarks/results/simulate/.
 
 Targets (the decision-quality bar), for every scenario: the broker's mean turnaround closes
 at least 75% of the gap from weighted random to `oracle_fair`, its p95 at least 60% (where
@@ -64,9 +63,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"first seed: runs K .. K+N-1 (default {SEED_START})",
     )
     parser.add_argument("--workers", type=int, default=WORKERS, help="processes (default CPUs)")
+    parser.add_argument(
+        "scenarios",
+        nargs="*",
+        type=Path,
+        help="scenario files to judge (default: every examples/scenarios/*.yaml)",
+    )
     args = parser.parse_args(argv)
     if args.seeds < 1 or args.seed_start < 0:
         parser.error("--seeds must be at least 1 and --seed-start at least 0")
+    missing = [str(p) for p in args.scenarios if not p.is_file()]
+    if missing:
+        parser.error(f"no such scenario file: {', '.join(missing)}")
+    args.scenarios = args.scenarios or sorted(SCENARIOS.glob("*.yaml"))
     return args
 
 
@@ -145,7 +154,7 @@ def headroom(summary: dict, bounds: dict[str, float]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    paths = sorted(SCENARIOS.glob("*.yaml"))
+    paths = args.scenarios
     specs = [parse_policy(p) for p in (*POLICIES, *REFERENCE_POLICIES, *VARIANTS)]
     started = time.perf_counter()
     runs = run_all(paths, specs, args.seeds, args.workers, args.seed_start)

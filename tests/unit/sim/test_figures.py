@@ -16,6 +16,7 @@ from broker.sim.report import json_line, over_seeds, summarize
 from broker.sim.results import JobRecord, Result
 from broker.sim.runner import RunSummary, parse_policy, run_all, run_seed
 from broker.sim.workload import Job
+from tests.support.paths import ROOT
 from tests.support.sim_scenarios import scenario_file
 
 
@@ -119,3 +120,14 @@ def test_the_scheduling_benchmark_takes_the_callers_seeds_and_reports_oracle_fai
     assert "oracle_fair" in JSON_POLICIES and "oracle" not in JSON_POLICIES
     with pytest.raises(SystemExit):
         parse_args(["--seed-start", "-3"])
+    mine = sorted((ROOT / "examples" / "scenarios").glob("*.yaml"))[:1]
+    assert parse_args([str(mine[0])]).scenarios == mine  # a scenario of the caller's
+    assert len(parse_args([]).scenarios) == len(list(mine[0].parent.glob("*.yaml")))
+
+
+def test_the_scheduling_benchmark_names_a_scenario_file_it_cannot_find(capsys):
+    from benchmarks.scheduling import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["no/such/scenario.yaml"])
+    assert "no such scenario file: no/such/scenario.yaml" in capsys.readouterr().err
