@@ -121,12 +121,12 @@ def test_reprioritize_limits_are_422_naming_field_and_setting(tmp_path):
 
 
 def test_health_answers_while_a_large_ranking_request_runs(tmp_path):
-    n = 20_000
+    n = 40_000  # ranked in about 1 s on an idle 2-core machine: time for several probes
     app = create_app(
         settings(
             tmp_path,
             TPV_BROKER_LIMITS__MAX_DESTINATIONS=n,
-            TPV_BROKER_LIMITS__MAX_BODY_BYTES=8_000_000,
+            TPV_BROKER_LIMITS__MAX_BODY_BYTES=16_000_000,
         )
     )
     big = {"destinations": [{"id": f"dest_{i}"} for i in range(n)]}
@@ -148,4 +148,4 @@ def test_health_answers_while_a_large_ranking_request_runs(tmp_path):
     # none for the whole ranking, as it did on the event loop (then the first probe would wait
     # until the ranking ended, and no second one would be sent). Relative to the ranking's own
     # time, so that a loaded machine slows both alike.
-    assert len(latencies) >= 3 and max(latencies) < total / 2, (total, latencies)
+    assert len(latencies) >= 2 and max(latencies) < total / 2, (total, latencies)
