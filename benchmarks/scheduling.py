@@ -89,11 +89,10 @@ def _gap_target(pols: dict, ours: str, key: str, share: float) -> tuple[bool, st
     are within SMALL_GAP of weighted random's figure, at most oracle_fair's instead (the bar's
     rule); where oracle_fair is worse than that, at most weighted random's (no gap to close)."""
     wr, fair, me = (pols[p][key] for p in ("weighted_random", "oracle_fair", ours))
-    if abs(wr - fair) <= SMALL_GAP * wr or fair > wr:
-        bound, which = (
-            (fair, "oracle_fair") if fair <= wr * (1 + SMALL_GAP) else (wr, "weighted_random")
-        )
-        return me <= bound, f"{ours} {me:.0f} s, gap too small: at most {which}'s {bound:.0f} s"
+    if fair > wr * (1 + SMALL_GAP):
+        return me <= wr, f"{ours} {me:.0f} s, no gap: at most weighted_random's {wr:.0f} s"
+    if abs(wr - fair) <= SMALL_GAP * wr:
+        return me <= fair, f"{ours} {me:.0f} s, gap too small: at most oracle_fair's {fair:.0f} s"
     closed = (wr - me) / (wr - fair)
     return closed >= share, (
         f"{ours} {me:.0f} s closes {closed:.0%} of weighted_random {wr:.0f} s -> oracle_fair "

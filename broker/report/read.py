@@ -115,8 +115,6 @@ def decisions_from(points: Iterable[Point]) -> list[Decision]:
         )
         if job_id is None or not isinstance(decision_id, str) or not used:
             continue
-        if mc.CANDIDATES not in f:  # a development build's point per candidate
-            continue
         decision = Decision(
             decision_id,
             p.time_ns or 0,
