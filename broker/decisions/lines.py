@@ -34,7 +34,7 @@ from itertools import repeat
 from operator import add, is_
 
 from broker.decisions.log import Decision
-from broker.ranking.wait import Pool
+from broker.ranking.pool import Pool
 from metric_contract import measurements as mc
 from metric_contract.lineprotocol import series_key, string_field
 

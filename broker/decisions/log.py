@@ -22,8 +22,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from broker.ranking.history import ToolEstimate
+from broker.ranking.pool import Pool
 from broker.ranking.query import ENFORCE, SHADOW
-from broker.ranking.wait import Pool
 
 # What a decision's answer was (`tpv_broker_decisions_total{state=...}`):
 RANKED = "ranked"  # by expected time: at least one candidate had current metrics

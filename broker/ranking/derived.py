@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
 
+import numpy as np
+from numpy.typing import NDArray
+
 from broker.config import Settings
 from broker.metrics.freshness import current_since
 from broker.metrics.view import MetricsView
 from broker.ranking.history import History
+from broker.ranking.pool import Pool, PoolColumns, pool_of
 from broker.ranking.transfer import Bandwidth, Coordinates, Rows
-from broker.ranking.wait import Pool, pool_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +40,26 @@ class CandidateList:
     candidates: list[Destination]
     ids: tuple[str, ...]
     pools: list[Pool]
+    columns: PoolColumns  # the same pools, figure by figure
+    # Each site once, with the time of its pool's point, and each candidate's index into it:
+    # TPV's candidates are often several queues of one pool, sharing its in-flight jobs.
+    sites: list[tuple[str, float]]
+    site_index: NDArray[np.intp]
     bandwidth_rows: Rows  # `Bandwidth.rows`
     all_known: bool
+
+    @classmethod
+    def of(cls, candidates: list[Destination], ids: tuple[str, ...], rows: Rows) -> CandidateList:
+        pools = [c.pool for c in candidates]
+        where: dict[str, int] = {}
+        sites: list[tuple[str, float]] = []
+        for c in candidates:
+            if c.site not in where:
+                where[c.site] = len(sites)
+                sites.append((c.site, c.pool.time_s))
+        index = np.array([where[c.site] for c in candidates], dtype=np.intp)
+        known = all(c.known for c in candidates)
+        return cls(candidates, ids, pools, PoolColumns.of(pools), sites, index, rows, known)
 
 
 _KEPT_LISTS_MAX = 4096
@@ -67,13 +88,7 @@ class DerivedView:
         if found is not None:
             return found
         candidates = [self.destination(i, coords.get(i), settings) for i in order]
-        found = CandidateList(
-            candidates,
-            order,
-            [c.pool for c in candidates],
-            self.bandwidth.rows(candidates),
-            all(c.known for c in candidates),
-        )
+        found = CandidateList.of(candidates, order, self.bandwidth.rows(candidates))
         from_config = all(c.known and c.id in self.bandwidth.row for c in candidates)
         if from_config and len(self._kept) < _KEPT_LISTS_MAX:
             self._kept[order] = found

@@ -53,9 +53,9 @@ class ExplainedCandidate:
 
 
 def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> ExplainedCandidate:
-    c, est, w = terms.candidates.candidates[i], terms.estimates[i], terms.waits[i]
+    c, est, w = terms.candidates.candidates[i], terms.estimates[i], terms.waits.at(i)
     reported = c.pool.time_s
-    sent = terms.flight[i] if terms.flight else NOTHING
+    sent = NOTHING if terms.sent is None else terms.sent.at(i)
     ranking = ctx.settings.ranking
     return ExplainedCandidate(
         id=c.id,
@@ -67,8 +67,8 @@ def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> E
         wait_note=wait_note(w, c.pool, terms.job, sent, ranking),
         run=est.run,
         success=est.success,
-        penalty=terms.penalties[i],
-        expected=terms.expected[i],
+        penalty=float(terms.penalties[i]),
+        expected=float(terms.expected[i]),
         cluster_age=None if reported == -math.inf else now - reported,
     )
 
@@ -178,7 +178,7 @@ def explain(
 ) -> RankResponse:
     """The answer with every candidate's terms and the reason for its place. `fallback`: the
     request gave a fallback order (the answer when no candidate is fresh)."""
-    any_fresh = any(w.state == FRESH for w in terms.waits)
+    any_fresh = bool((terms.waits.state == FRESH).any())
     kept = "the fallback order" if fallback else "TPV's order"
     staleness = ctx.settings.metrics.staleness_s
     details, previous = [], None
@@ -241,7 +241,7 @@ def log_decision(terms: CandidateTerms, order: list[int], caller: str | None = N
     if not log.isEnabledFor(logging.INFO):
         return  # the arguments below cost more than the check
     top = order[0]
-    state = terms.waits[top].state
+    state = int(terms.waits.state[top])
     log.info(
         "rank server=%s tool=%s order=%s top=%s expected=%s fresh=%d/%d",
         caller or "-",
@@ -249,6 +249,6 @@ def log_decision(terms: CandidateTerms, order: list[int], caller: str | None = N
         ",".join(candidates[i].id for i in order),
         candidates[top].id,
         f"{terms.expected[top]:.0f}s" if state == FRESH else STATE_NAMES[state],
-        sum(w.state == FRESH for w in terms.waits),
+        int((terms.waits.state == FRESH).sum()),
         len(order),
     )

@@ -12,6 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+import numpy as np
+from numpy.typing import NDArray
+
 from broker.config import RankingSettings
 from broker.metrics.series import Outcomes, RunStats
 from broker.metrics.view import MetricsView
@@ -27,10 +30,13 @@ class ToolEstimate(NamedTuple):
 
 
 class ToolTerms(NamedTuple):
+    """A tool's terms at each of a candidate list's destinations; the figures as arrays, for
+    the request's arithmetic over all candidates at once."""
+
     at: list[ToolEstimate]
-    run_s: list[float]
-    success: list[float]
-    queue_s: list[float]  # NaN: too few runs
+    run_s: NDArray[np.float64]
+    success: NDArray[np.float64]
+    queue_s: NDArray[np.float64]  # NaN: too few runs
 
 
 # Per view, memoised terms: bounded, since a request chooses its tool id and candidates.
@@ -113,9 +119,9 @@ class History:
             at = [self.at(tool, d) for d in dests]
             found = ToolTerms(
                 at,
-                [a.run.value for a in at],
-                [a.success.value for a in at],
-                [math.nan if a.queue_s is None else a.queue_s for a in at],
+                np.array([a.run.value for a in at], dtype=np.float64),
+                np.array([a.success.value for a in at], dtype=np.float64),
+                np.array([math.nan if a.queue_s is None else a.queue_s for a in at], np.float64),
             )
             if len(self._lists) < _MEMO_MAX:
                 self._lists[key] = found

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from operator import attrgetter
 
 from broker.decisions.log import FALLBACK_STATE, RANKED, STALE, Decision
 from broker.ranking.context import RankContext
@@ -28,7 +27,6 @@ from broker.ranking.terms import CandidateTerms, score
 from broker.ranking.wait import FRESH
 
 log = logging.getLogger(__name__)
-_seconds = attrgetter("seconds")
 
 
 def positions(order: tuple[str, ...], ids: tuple[str, ...]) -> list[int]:
@@ -49,7 +47,7 @@ def rank(ctx: RankContext, query: RankQuery, explain: bool = False) -> RankRespo
     now = ctx.now()
     terms = score(ctx, query, now)
     order = terms.order()
-    ranked = terms.waits[order[0]].state == FRESH  # fresh candidates come first
+    ranked = terms.waits.state[order[0]] == FRESH  # fresh candidates come first
     if not ranked and query.fallback is not None:
         order = positions(query.order, query.fallback)
     if query.mode == SHADOW:
@@ -58,7 +56,7 @@ def rank(ctx: RankContext, query: RankQuery, explain: bool = False) -> RankRespo
         used, chosen_by = order[0], BROKER if ranked else FALLBACK
     log_decision(terms, order, ctx.caller)
     candidates = terms.candidates.candidates
-    if ctx.ledger is not None and terms.waits[used].state == FRESH:
+    if ctx.ledger is not None and terms.waits.state[used] == FRESH:
         job = query.job
         staging = terms.transfers.seconds[used]
         ctx.ledger.add(candidates[used].site, now, staging, job.cores, job.mem_mb, job.gpus)
@@ -96,7 +94,7 @@ def _record(
             decision = Decision(
                 now, query.job_id, query.job.tool_id, query.mode, chosen_by, used, order,
                 listed.ids, listed.pools, terms.transfers.seconds,
-                list(map(_seconds, terms.waits)), terms.estimates,
+                terms.waits.seconds.tolist(), terms.estimates,
             )  # fmt: skip
     decisions.record(state, query.mode, decision)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 MAX_PER_SITE = 10_000
@@ -26,6 +27,7 @@ class InFlight:
 
 
 NOTHING = InFlight()
+_NONE = (0, 0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -82,16 +84,30 @@ class RoutedLedger:
     def in_flight(self, site: str, reported_at_s: float, now_s: float) -> InFlight:
         """What was sent to `site` and is not yet in its point collected at `reported_at_s`.
         An entry that point should already show, or older than the horizon, is forgotten."""
-        entries = self._sites.get(site)
-        if entries is None or not entries.heap:
-            return NOTHING
-        shown = max(reported_at_s, now_s - self.horizon_s)
+        jobs, cores, mem_mb, gpus = self.sums([(site, reported_at_s)], now_s)[0]
+        return InFlight(jobs, cores, mem_mb, gpus) if jobs else NOTHING
+
+    def sums(
+        self, sites: Sequence[tuple[str, float]], now_s: float
+    ) -> list[tuple[int, float, float, float]]:
+        """`in_flight` of several (site, reported_at_s) at once, under one lock, as plain
+        (jobs, cores, mem_mb, gpus) tuples: a request asks this for every site it ranks."""
+        oldest = now_s - self.horizon_s
+        out = []
         with self._lock:
-            while entries.heap and entries.heap[0][0] <= shown:
-                entries.pop()
-            if not entries.heap:
-                return NOTHING
-            return InFlight(len(entries.heap), entries.cores, entries.mem_mb, entries.gpus)
+            for site, reported_at_s in sites:
+                entries = self._sites.get(site)
+                if entries is None:
+                    out.append(_NONE)
+                    continue
+                shown = max(reported_at_s, oldest)
+                heap = entries.heap
+                while heap and heap[0][0] <= shown:
+                    entries.pop()
+                out.append(
+                    (len(heap), entries.cores, entries.mem_mb, entries.gpus) if heap else _NONE
+                )
+        return out
 
     @property
     def error(self) -> str | None:

@@ -13,14 +13,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from broker.config import RankingSettings
 from broker.ranking.context import RankContext
 from broker.ranking.derived import CandidateList
 from broker.ranking.history import ToolEstimate
 from broker.ranking.query import Job, RankQuery
-from broker.ranking.routed import InFlight, RoutedLedger
+from broker.ranking.routed import RoutedLedger
 from broker.ranking.transfer import Transfers
-from broker.ranking.wait import Wait, waits
+from broker.ranking.wait import FRESH, Sent, Waits, waits
 
 
 @dataclass
@@ -30,32 +33,27 @@ class CandidateTerms:
     candidates: CandidateList
     job: Job
     transfers: Transfers
-    waits: list[Wait]
-    flight: list[InFlight] | None  # what was routed to each candidate's site; None: nothing
+    waits: Waits
+    sent: Sent | None  # what was routed to each candidate's site; None: nothing anywhere
     estimates: list[ToolEstimate]
-    penalties: list[float]  # the preference term, seconds
-    expected: list[float]
+    penalties: NDArray[np.float64]  # the preference term, seconds
+    expected: NDArray[np.float64]
 
     def order(self) -> list[int]:
         """Fresh by E (ties: TPV's order), then stale, then cannot-fit, each in TPV's order."""
-        by_state: tuple[list[int], ...] = ([], [], [])  # FRESH, STALE, CANNOT_FIT
-        for i, w in enumerate(self.waits):
-            by_state[w.state].append(i)
-        fresh, stale, cannot_fit = by_state
-        # sorted() is stable: equal expectations keep TPV's order.
-        return sorted(fresh, key=self.expected.__getitem__) + stale + cannot_fit
+        state = self.waits.state
+        # by state, then (fresh only) by expectation; a stable sort: ties keep TPV's order
+        by_expected = np.where(state == FRESH, self.expected, 0.0)
+        return np.lexsort((by_expected, state)).tolist()
 
 
-def _in_flight(ledger: RoutedLedger, listed: CandidateList, now: float) -> list[InFlight] | None:
-    """What was routed to each candidate's site, None when nothing is. Looked up once per site:
-    TPV's candidates are often several queues of one pool, and they share its in-flight jobs."""
-    by_site: dict[str, InFlight] = {}
-    for c in listed.candidates:
-        if c.site not in by_site:
-            by_site[c.site] = ledger.in_flight(c.site, c.pool.time_s, now)
-    if not any(f.jobs for f in by_site.values()):
+def _in_flight(ledger: RoutedLedger, listed: CandidateList, now: float) -> Sent | None:
+    """What was routed to each candidate's site, None when nothing is; looked up once per
+    site."""
+    found = ledger.sums(listed.sites, now)
+    if not any(jobs for jobs, *_ in found):
         return None
-    return [by_site[c.site] for c in listed.candidates]
+    return Sent(*np.array(found, dtype=np.float64)[listed.site_index].T)
 
 
 def score(ctx: RankContext, query: RankQuery, now: float) -> CandidateTerms:
@@ -63,33 +61,20 @@ def score(ctx: RankContext, query: RankQuery, now: float) -> CandidateTerms:
     listed = derived.candidates(query.order, query.coords, settings)
     job = query.job
     terms = derived.history.terms(job.tool_id, listed.ids)
-    flight = None if ctx.ledger is None else _in_flight(ctx.ledger, listed, now)
-    wait = waits(
-        settings.ranking,
-        listed.pools,
-        job,
-        now,
-        settings.metrics.staleness_s,
-        terms.queue_s,
-        flight,
-    )
+    sent = None if ctx.ledger is None else _in_flight(ctx.ledger, listed, now)
+    staleness = settings.metrics.staleness_s
+    wait = waits(settings.ranking, listed.columns, job, now, staleness, terms.queue_s, sent)
     transfers = Transfers.compute(
         derived.bandwidth, listed.candidates, query.inputs, listed.bandwidth_rows
     )
     penalties = preference_penalties(settings.ranking, query, len(wait))
-    expected = [
-        (t + w.seconds + r) / p + pen
-        for t, w, r, p, pen in zip(
-            transfers.seconds, wait, terms.run_s, terms.success, penalties, strict=True
-        )
-    ]
-    return CandidateTerms(listed, job, transfers, wait, flight, terms.at, penalties, expected)
+    transfer_s = np.array(transfers.seconds, dtype=np.float64)
+    expected = (transfer_s + wait.seconds + terms.run_s) / terms.success + penalties
+    return CandidateTerms(listed, job, transfers, wait, sent, terms.at, penalties, expected)
 
 
-def preference_penalties(ranking: RankingSettings, query: RankQuery, n: int) -> list[float]:
+def preference_penalties(ranking: RankingSettings, query: RankQuery, n: int) -> NDArray[np.float64]:
     """What each candidate's place in the administrator's preference costs, in seconds."""
     if query.levels is not None:
-        step = ranking.preference_level_s
-        return [level * step for level in query.levels]
-    step = ranking.preference_step_s
-    return [i * step for i in range(n)]
+        return np.array(query.levels, dtype=np.float64) * ranking.preference_level_s
+    return np.arange(n, dtype=np.float64) * ranking.preference_step_s

@@ -53,3 +53,14 @@ def test_entries_per_site_are_bounded():
     for i in range(MAX_PER_SITE + 5):
         ledger.add("a", now_s=float(i), staging_s=0, cores=1, mem_mb=1, gpus=0)
     assert ledger.in_flight("a", reported_at_s=-1, now_s=0).jobs == MAX_PER_SITE
+
+
+def test_several_sites_at_once_read_as_each_alone():
+    ledger = RoutedLedger(grace_s=0, horizon_s=1000)
+    ledger.add("a", now_s=100, staging_s=50, cores=4, mem_mb=1024, gpus=0)
+    ledger.add("a", now_s=100, staging_s=500, cores=2, mem_mb=512, gpus=1)
+    ledger.add("b", now_s=100, staging_s=50, cores=8, mem_mb=4096, gpus=0)
+    # a reported after its first job was visible, b before; c never had a job
+    asked = [("a", 200.0), ("b", 120.0), ("c", 0.0)]
+    assert ledger.sums(asked, now_s=200) == [(1, 2, 512, 1), (1, 8, 4096, 0), (0, 0.0, 0.0, 0.0)]
+    assert ledger.in_flight("a", 200.0, 200).cores == 2  # what the batch read forgot stays gone
