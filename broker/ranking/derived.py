@@ -17,7 +17,7 @@ from broker.config import Settings
 from broker.metrics.freshness import current_since
 from broker.metrics.view import MetricsView
 from broker.ranking.history import History
-from broker.ranking.pool import Pool, PoolColumns, pool_of
+from broker.ranking.pool import Pool, PoolColumns, figures, pool_of
 from broker.ranking.transfer import Bandwidth, Coordinates, Rows
 
 
@@ -31,6 +31,7 @@ class Destination:
     coords: Coordinates | None  # the config's, else the request's
     local_stores: Collection[str]
     pool: Pool
+    figures: NDArray[np.float64]  # the pool's, as a row of `PoolColumns`
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class CandidateList:
                 sites.append((c.site, c.pool.time_s))
         index = np.array([where[c.site] for c in candidates], dtype=np.intp)
         known = all(c.known for c in candidates)
-        return cls(candidates, ids, pools, PoolColumns.of(pools), sites, index, rows, known)
+        columns = PoolColumns.of([c.figures for c in candidates])
+        return cls(candidates, ids, pools, columns, sites, index, rows, known)
 
 
 _KEPT_LISTS_MAX = 4096
@@ -103,14 +105,8 @@ class DerivedView:
                 return replace(known, coords=requested_at)
             return known
         # Not in the config: its id is its pool, its coordinates are the request's.
-        return Destination(
-            id=dest_id,
-            site=dest_id,
-            known=False,
-            coords=requested_at,
-            local_stores=(),
-            pool=_pool(self.view, self.history, dest_id, dest_id, settings),
-        )
+        pool = _pool(self.view, self.history, dest_id, dest_id, settings)
+        return Destination(dest_id, dest_id, False, requested_at, (), pool, figures(pool))
 
 
 def _pool(view: MetricsView, history: History, dest_id: str, site: str, settings: Settings) -> Pool:
@@ -137,13 +133,15 @@ def derive(view: MetricsView, settings: Settings, now: float | None = None) -> D
     for dest_id, conf in settings.destinations.items():
         site = settings.site_of(dest_id)
         lat, lon = conf.latitude, conf.longitude
+        pool = _pool(view, history, dest_id, site, settings)
         destinations[dest_id] = Destination(
             id=dest_id,
             site=site,
             known=True,
             coords=None if lat is None or lon is None else (lat, lon),
             local_stores=frozenset(conf.objectstores),
-            pool=_pool(view, history, dest_id, site, settings),
+            pool=pool,
+            figures=figures(pool),
         )
     store_coords = {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()}
     placed_at = {d.id: (d.coords, d.local_stores) for d in destinations.values() if d.coords}

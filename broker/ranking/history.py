@@ -110,19 +110,21 @@ class History:
         return found
 
     def terms(self, tool: str | None, dests: tuple[str, ...]) -> ToolTerms:
-        """`at` for each destination, as lists. Memoised per candidate list: the jobs of a
-        tool mostly come with the same candidates, and the list changes only with TPV's
-        config (bounded all the same: a new view starts a new History)."""
+        """`at` for each destination, the figures as read-only arrays. Memoised per candidate
+        list (shared by the request threads): the jobs of a tool mostly come with the same
+        candidates, and the list changes only with TPV's config (bounded all the same: a new
+        view starts a new History)."""
         key = (tool, dests)
         found = self._lists.get(key)
         if found is None:
             at = [self.at(tool, d) for d in dests]
-            found = ToolTerms(
-                at,
-                np.array([a.run.value for a in at], dtype=np.float64),
-                np.array([a.success.value for a in at], dtype=np.float64),
-                np.array([math.nan if a.queue_s is None else a.queue_s for a in at], np.float64),
-            )
+            figures = np.array(
+                [(a.run.value, a.success.value, math.nan if a.queue_s is None else a.queue_s)
+                 for a in at],
+                dtype=np.float64,
+            ).reshape(-1, 3)  # fmt: skip
+            figures.setflags(write=False)
+            found = ToolTerms(at, figures[:, 0], figures[:, 1], figures[:, 2])
             if len(self._lists) < _MEMO_MAX:
                 self._lists[key] = found
         return found

@@ -4,13 +4,15 @@ From the site's cluster-usage point (`broker.metrics.series.ClusterUsage`), the 
 typical run time and Galaxy's queue for it. What a request would otherwise work out for every
 candidate (the largest hole, the size of a job ahead, how fast a core frees) is derived here.
 `PoolColumns` holds a candidate list's pools figure by figure, as arrays, so that the wait of
-every candidate is a few array operations (`broker.ranking.wait.waits`).
+every candidate is a few array operations (`broker.ranking.wait.waits`). The pool of a
+destination the config does not know is built per request (`broker.ranking.derived`).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
+from operator import attrgetter
 from typing import Any
 
 import numpy as np
@@ -147,8 +149,10 @@ def never_fits(cpus: float, memory_mb: float, gpus: float, job: Job) -> str | No
 
 @dataclass(frozen=True, slots=True)
 class PoolColumns:
-    """A candidate list's pools, one array per figure (in TPV's order): built once with the
-    kept candidate list, read by every request that names it. Field names as in `Pool`."""
+    """Candidates' pools, one array per figure (in TPV's order; field names as in `Pool`).
+    Built once with a kept candidate list and read by every request that names it; a list
+    that cannot be kept (one whose destinations may be placed by the request) is built per
+    request. Read-only: kept lists are shared by threads."""
 
     time_s: NDArray[np.float64]
     cpus: NDArray[np.float64]
@@ -175,10 +179,19 @@ class PoolColumns:
     s_per_gpu: NDArray[np.float64]
 
     @classmethod
-    def of(cls, pools: list[Pool]) -> PoolColumns:
-        return cls(
-            **{
-                f.name: np.array([getattr(p, f.name) for p in pools], dtype=np.float64)
-                for f in fields(cls)
-            }
-        )
+    def of(cls, rows: list[NDArray[np.float64]]) -> PoolColumns:
+        """From each candidate's `figures` (kept with its destination, so that a list built
+        per request costs one array construction, not one per figure)."""
+        table = np.array(rows, dtype=np.float64).reshape(-1, len(_NAMES))
+        columns = np.ascontiguousarray(table.T)
+        columns.setflags(write=False)
+        return cls(*columns)
+
+
+_NAMES = tuple(f.name for f in fields(PoolColumns))
+_figures = attrgetter(*_NAMES)
+
+
+def figures(pool: Pool) -> NDArray[np.float64]:
+    """The pool's figures in `PoolColumns`' order: one row of it."""
+    return np.array(_figures(pool), dtype=np.float64)

@@ -10,11 +10,12 @@ the wait at a site with no live state, and a lower bound for a job that has to q
 
 Every candidate of every job goes through this, so it is written over arrays: what depends
 only on the pool is derived once per metrics refresh (`broker.ranking.pool`) and kept with the
-candidate list as columns; a request is a few array operations for all its candidates at once
-(a quarter of the per-candidate loop's cost at 50 candidates, `benchmarks.latency`). Lanes
-that do not apply (a stale pool's live wait, say) are computed and then masked out, so their
-invalid arithmetic is silenced. The text that explains a number is formatted only when someone
-asks (`wait_note`), from one candidate's `Wait`.
+candidate list as columns; a request is some fifty array operations for all its candidates at
+once, a fixed cost that beats a per-candidate loop from about 15 candidates on (in
+instructions: 319 k against 839 k at 50, 310 k against 206 k at 12; docs/ranking-model.md,
+"Performance"). Lanes that do not apply (a stale pool's live wait, say) are computed and then
+masked out. The text that explains a number is formatted only when someone asks
+(`wait_note`), from one candidate's `Wait`.
 """
 
 from __future__ import annotations
@@ -71,13 +72,14 @@ class Sent:
         )
 
 
-NOTHING_SENT = Sent(*(np.zeros(()) for _ in range(4)))  # nothing anywhere: zeros, broadcast
+_NOTHING_SENT = Sent(*(np.zeros(()) for _ in range(4)))  # nothing anywhere: zeros, broadcast
 
 
 @dataclass(frozen=True, slots=True)
 class Waits:
-    """Every candidate's wait, in TPV's order. The live fields hold only where the state is
-    FRESH; `at` gives one candidate's `Wait` with them cleared elsewhere."""
+    """Every candidate's wait, in TPV's order. The live fields (`live_s` on) mean something
+    only where the state is FRESH; `at` gives one candidate's `Wait` with them cleared
+    elsewhere."""
 
     state: NDArray[np.int64]
     seconds: Floats
@@ -109,7 +111,7 @@ class Waits:
 
 def waits(
     settings: RankingSettings,
-    p: PoolColumns,
+    pools: PoolColumns,
     job: Job,
     now: float,
     staleness_s: float,
@@ -123,40 +125,40 @@ def waits(
     dispatch = settings.dispatch_s
     since = current_since(now, staleness_s)
     hist = historical_s
-    stale = p.time_s < since
-    too_small = (cores > p.cpus) | (mem > p.memory_mb) | (gpus > p.gpus)
-    with np.errstate(all="ignore"):  # the lanes masked out below may hold inf - inf
-        if sent is None:
-            hole_cpus, hole_mem, hole_gpus = p.hole_cpus, p.hole_memory_mb, p.hole_gpus
-            sent = NOTHING_SENT
-        else:
-            hole_cpus = np.minimum(p.largest_free_cpus, p.cpus_free - sent.cores)
-            hole_mem = np.minimum(p.largest_free_memory_mb, p.memory_mb_free - sent.mem_mb)
-            hole_gpus = np.minimum(p.largest_free_gpus, p.gpus_free - sent.gpus)
-        has_hole = (hole_cpus >= cores) & (hole_mem >= mem)
-        if gpus:
-            has_hole &= hole_gpus >= gpus
-        ahead = np.maximum(p.jobs_idle, np.where(p.queued_time_s >= since, p.queued, 0.0))
-        fits_now = has_hole & (ahead == 0)
-        # The work ahead, in resources: each waiting job sized like the running ones, plus
-        # what the broker has just routed here, drained at the pool's rate. Without a hole of
-        # the job's size the free resources are fragments the jobs ahead backfill as they
-        # open: they count as none, and each job ahead costs about one run while it holds the
-        # hole the job needs.
-        need_cpus = ahead * p.cpus_per_job + (cores + sent.cores)
-        need_mem = ahead * p.memory_mb_per_job + (mem + sent.mem_mb)
-        need_cpus = np.where(has_hole, need_cpus - p.cpus_free, need_cpus)
-        need_mem = np.where(has_hole, need_mem - p.memory_mb_free, need_mem)
-        queue_s = np.maximum(
-            np.maximum(need_cpus, 0.0) * p.s_per_cpu, np.maximum(need_mem, 0.0) * p.s_per_memory_mb
-        )
-        one_run_each = (ahead + 1 + sent.jobs) * p.typical_run_s
-        queue_s = np.where(has_hole, queue_s, np.maximum(queue_s, one_run_each))
-        if gpus:
-            need_gpus = ahead * p.gpus_per_job + (gpus + sent.gpus)
-            need_gpus = np.where(has_hole, need_gpus - p.gpus_free, need_gpus)
-            queue_s = np.maximum(queue_s, np.maximum(need_gpus, 0.0) * p.s_per_gpu)
-        live = np.where(fits_now, dispatch, queue_s + dispatch)
+    stale = pools.time_s < since
+    too_small = (cores > pools.cpus) | (mem > pools.memory_mb) | (gpus > pools.gpus)
+    if sent is None:
+        hole_cpus, hole_mem, hole_gpus = pools.hole_cpus, pools.hole_memory_mb, pools.hole_gpus
+        sent = _NOTHING_SENT
+    else:
+        hole_cpus = np.minimum(pools.largest_free_cpus, pools.cpus_free - sent.cores)
+        hole_mem = np.minimum(pools.largest_free_memory_mb, pools.memory_mb_free - sent.mem_mb)
+        hole_gpus = np.minimum(pools.largest_free_gpus, pools.gpus_free - sent.gpus)
+    has_hole = (hole_cpus >= cores) & (hole_mem >= mem)
+    if gpus:
+        has_hole &= hole_gpus >= gpus
+    ahead = np.maximum(pools.jobs_idle, np.where(pools.queued_time_s >= since, pools.queued, 0.0))
+    fits_now = has_hole & (ahead == 0)
+    # The work ahead, in resources: each waiting job sized like the running ones, plus
+    # what the broker has just routed here, drained at the pool's rate. Without a hole of
+    # the job's size the free resources are fragments the jobs ahead backfill as they
+    # open: they count as none, and each job ahead costs about one run while it holds the
+    # hole the job needs.
+    need_cpus = ahead * pools.cpus_per_job + (cores + sent.cores)
+    need_mem = ahead * pools.memory_mb_per_job + (mem + sent.mem_mb)
+    need_cpus = np.where(has_hole, need_cpus - pools.cpus_free, need_cpus)
+    need_mem = np.where(has_hole, need_mem - pools.memory_mb_free, need_mem)
+    queue_s = np.maximum(
+        np.maximum(need_cpus, 0.0) * pools.s_per_cpu,
+        np.maximum(need_mem, 0.0) * pools.s_per_memory_mb,
+    )
+    one_run_each = (ahead + 1 + sent.jobs) * pools.typical_run_s
+    queue_s = np.where(has_hole, queue_s, np.maximum(queue_s, one_run_each))
+    if gpus:
+        need_gpus = ahead * pools.gpus_per_job + (gpus + sent.gpus)
+        need_gpus = np.where(has_hole, need_gpus - pools.gpus_free, need_gpus)
+        queue_s = np.maximum(queue_s, np.maximum(need_gpus, 0.0) * pools.s_per_gpu)
+    live = np.where(fits_now, dispatch, queue_s + dispatch)
     # A job that has to queue waits at least as long as this tool has queued here (starvation
     # of big jobs by backfill is invisible in one snapshot); NaN history compares False.
     fresh_s = np.where(fits_now | ~(hist > live), live, hist)

@@ -1,13 +1,14 @@
 """The wait model on its own: pools built from cluster usage, waits worked out by hand."""
 
 import math
+from dataclasses import astuple
 
 import numpy as np
 import pytest
 
 from broker.config import RankingSettings
 from broker.metrics.series import ClusterUsage, QueueCount
-from broker.ranking.pool import PoolColumns, pool_of
+from broker.ranking.pool import PoolColumns, figures, pool_of
 from broker.ranking.query import Job
 from broker.ranking.routed import InFlight
 from broker.ranking.wait import CANNOT_FIT, FRESH, STALE, Sent, wait_note, waits
@@ -37,19 +38,14 @@ def pool(cpus=64, free=16, largest=None, idle=0, running=8, mem=256_000, mem_fre
     return pool_of(usage, typical_run, queued)
 
 
-def wait_of(p, cores=1, mem_mb=1024, gpus=0, hist=NAN, flight=None, **ranking):
-    """The wait of one candidate; `flight`: an `InFlight` routed to its site."""
+def wait_of(p, cores=1, mem_mb=1024, gpus=0, hist=NAN, sent=None, **ranking):
+    """The wait of one candidate; `sent`: an `InFlight` routed to its site."""
     job = Job("tool", cores, mem_mb, gpus)
     settings = RankingSettings(**ranking)
-    sent = None
-    if flight is not None:
-        sent = Sent(
-            *(
-                np.array([v], dtype=float)
-                for v in (flight.jobs, flight.cores, flight.mem_mb, flight.gpus)
-            )
-        )
-    return waits(settings, PoolColumns.of([p]), job, NOW, 300, np.array([hist]), sent).at(0)
+    if sent is not None:
+        sent = Sent(*(np.array([v], dtype=float) for v in astuple(sent)))
+    columns = PoolColumns.of([figures(p)])
+    return waits(settings, columns, job, NOW, 300, np.array([hist]), sent).at(0)
 
 
 def test_a_job_that_fits_waits_only_for_dispatch():
@@ -109,7 +105,7 @@ def test_galaxy_queue_counts_only_while_current():
 
 def test_jobs_in_flight_take_the_hole():
     sent = InFlight(jobs=2, cores=16, mem_mb=2048)
-    w = wait_of(pool(free=16), cores=8, flight=sent)
+    w = wait_of(pool(free=16), cores=8, sent=sent)
     assert not w.fits_now and w.hole_cpus == 0
 
 
