@@ -1,4 +1,4 @@
-"""Measurement, tag and field names of the metric contract: the four measurements the broker
+"""Measurement, tag and field names of the metric contract: the five measurements the broker
 ranks with, the broker's decision log and the per-attempt outcomes joined to it.
 
 Writers (the collectors, the simulator's pipeline, the demo snapshot) and readers (the broker's
@@ -16,7 +16,11 @@ CLUSTER = "htcondor_cluster_usage"  # one HTCondor pool (site); AMQP consumer, a
 QUEUE = "queue_by_destination"  # Galaxy's queued/running jobs per destination; gxadmin
 RUNTIME = "destination-queue-run-time"  # a tool's queue and run time per destination; gxadmin
 OUTCOMES = "job_outcomes"  # a tool's ok/error counts per destination; collectors.job_outcomes
-MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES)  # the ones the ranking reads (newest point)
+# a site's grid carbon intensity: the name ansible-pulsar-util's consumer writes it under (its
+# `consumer_energy_measurement` default), so that both its shape and this suite's share it
+CARBON = "pulsar_carbon_intensity"
+# the ones the ranking reads (newest point)
+MEASUREMENTS = (CLUSTER, QUEUE, RUNTIME, OUTCOMES, CARBON)
 DECISIONS = "routing_decision"  # one point per routing decision; the broker
 ATTEMPT_OUTCOMES = "job_attempt_outcome"  # one point per finished attempt; attempt_outcomes
 
@@ -41,6 +45,7 @@ SERIES_TAGS: dict[str, tuple[str, ...]] = {
     QUEUE: (DESTINATION_ID, STATE, HOST),
     RUNTIME: (DESTINATION_ID, TOOL_ID, HOST),
     OUTCOMES: (DESTINATION_ID, TOOL_ID, HOST),
+    CARBON: (SITE,),
 }
 
 # --- fields ---
@@ -87,11 +92,17 @@ ERROR = "error"
 WINDOW_DAYS = "window_days"
 OUTCOME_FIELDS = (OK, ERROR, WINDOW_DAYS)
 
+# grams of CO2-equivalent per kWh drawn from the grid where the site is (Electricity Maps'
+# `carbonIntensity`, the figure ansible-pulsar-util's consumer writes under this name)
+CARBON_INTENSITY = "carbon_intensity"
+CARBON_FIELDS = (CARBON_INTENSITY,)
+
 FIELDS: dict[str, tuple[str, ...]] = {
     CLUSTER: CLUSTER_FIELDS,
     QUEUE: QUEUE_FIELDS,
     RUNTIME: RUNTIME_FIELDS,
     OUTCOMES: OUTCOME_FIELDS,
+    CARBON: CARBON_FIELDS,
 }
 
 # --- the decision log: `routing_decision` (one point per routing decision) ---

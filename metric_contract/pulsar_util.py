@@ -16,6 +16,11 @@ Histogram (its `htcondor_cluster_util.py`, since November 2025): one line per sh
 slot, tags `destination_id` (whose value carries literal double quotes: `"<vhost>"`) and
 `unclaimed_tag`, fields `count` (slots of that shape), `unclaimed_cpus` and `unclaimed_memory`
 (MB) of one such slot, and `destination_status`. It writes nothing about claimed slots.
+
+Carbon (its consumer's `carbon_metrics`, measurement `pulsar_carbon_intensity`): one line per
+site and consumer run, no tags, the float fields `carbon_intensity` (g CO2eq/kWh, from
+Electricity Maps), `price_day_ahead` and one per source of the electricity mix, and the string
+field `destination_id="<vhost>"`; no timestamp (Telegraf's).
 """
 
 from __future__ import annotations

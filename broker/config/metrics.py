@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from broker.config.section import Section
-from metric_contract.measurements import SERIES_TAGS
+from metric_contract.measurements import CARBON, SERIES_TAGS
 
 
 class InfluxSettings(Section):
@@ -90,7 +90,21 @@ class MetricsSettings(Section):
         gt=0,
         description="run-time and outcome aggregates (refreshed daily) older than this are ignored",
     )
+    carbon_staleness_s: float = Field(
+        default=2 * 3600,
+        gt=0,
+        description="a carbon intensity (hourly from Electricity Maps) older than this is not used",
+    )
     influxdb: InfluxSettings = InfluxSettings()
+
+    @model_validator(mode="after")
+    def _carbon_lookback(self) -> MetricsSettings:
+        """Look back for carbon intensities only as far as one can be used: a longer range
+        would only make InfluxDB 3 refuse the query for the files it spans."""
+        lookbacks = self.influxdb.lookbacks_s
+        if CARBON not in lookbacks:
+            self.influxdb.lookbacks_s = {**lookbacks, CARBON: self.carbon_staleness_s}
+        return self
 
 
 class DecisionLogSettings(Section):

@@ -16,6 +16,12 @@ class DestinationSettings(Section):
         default_factory=list, description="object stores local to this destination: no transfer"
     )
     features: dict[str, str] = Field(default_factory=dict)
+    watts_per_core: float | None = Field(
+        default=None, gt=0, description="power of a busy core here (default ranking.watts_per_core)"
+    )
+    watts_per_gpu: float | None = Field(
+        default=None, ge=0, description="power of a busy GPU here (default ranking.watts_per_gpu)"
+    )
 
 
 class ObjectStoreSettings(Section):
@@ -61,4 +67,19 @@ class RankingSettings(Section):
     )
     default_success: float = Field(default=0.95, gt=0, le=1)
     min_success: float = Field(default=0.01, gt=0, le=1)
+    carbon_s_per_kg: float = Field(
+        default=0.0,
+        ge=0,
+        description="seconds of expected turnaround one kg of CO2eq is worth (0: carbon plays "
+        "no part in the order; the explanation still shows each candidate's kg)",
+    )
+    watts_per_core: float = Field(
+        default=10.0,
+        gt=0,
+        description="power a busy core draws, with its share of memory, board and cooling, "
+        "where a destination sets none",
+    )
+    watts_per_gpu: float = Field(
+        default=300.0, ge=0, description="power a busy GPU draws, where a destination sets none"
+    )
     bandwidth: BandwidthSettings = BandwidthSettings()

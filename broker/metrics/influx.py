@@ -6,8 +6,9 @@ InfluxDB 1.x serves it natively, 2.x and 3.x as their v1-compatible API (docs/de
 cannot talk to 1.x servers, and `/query` is plain HTTP + JSON, so httpx is all that is needed.
 One request carries one statement per measurement of the contract
 (`metric_contract.measurements.SERIES_TAGS`), each asking for the newest point of every series
-within that measurement's lookback window, plus two for the shapes ansible-pulsar-util writes
-into `htcondor_cluster_usage` (`broker.metrics.pulsar_util`), plus the per-attempt outcomes
+within that measurement's lookback window, plus three for the shapes ansible-pulsar-util writes
+into `htcondor_cluster_usage` and `pulsar_carbon_intensity` (`broker.metrics.pulsar_util`),
+plus the per-attempt outcomes
 counted per destination, tool and state over their own window (`attempt_outcome_statements`).
 """
 
@@ -30,6 +31,8 @@ from metric_contract.lineprotocol import Point
 from metric_contract.measurements import (
     ATTEMPT_OUTCOMES,
     ATTEMPT_TAGS,
+    CARBON,
+    CARBON_INTENSITY,
     CLUSTER,
     COUNT,
     JOB_ID,
@@ -37,10 +40,12 @@ from metric_contract.measurements import (
     SITE,
 )
 
-# Rows of pulsar-util's totals lines read per refresh: all sites share one series (the site is a
-# field), so the newest per site is picked from the newest rows: at one line per site a minute,
-# 1000 rows reach back over 16 hours for 60 sites, far past any staleness window.
+# Rows of pulsar-util's totals (and carbon) lines read per refresh: all sites share one series
+# (the site is a field), so the newest per site is picked from the newest rows: at one line per
+# site a minute, 1000 rows reach back over 16 hours for 60 sites, far past any staleness window.
 PULSAR_UTIL_TOTALS_ROWS = 1000
+# this suite's own shape of these carries a `site` tag; pulsar-util's none
+_SITE_TAGGED = (CLUSTER, CARBON)
 
 
 def _select(fields: tuple[str, ...]) -> str:
@@ -50,18 +55,19 @@ def _select(fields: tuple[str, ...]) -> str:
 def latest_points_query(lookback_s: float, lookbacks_s: Mapping[str, float] | None = None) -> str:
     """InfluxQL for the newest point per series of every contract measurement, each looking
     back `lookbacks_s[measurement]`, else `lookback_s`, and for the newest reports in
-    ansible-pulsar-util's two shapes (which have no `site` tag; they look back as far as the
-    cluster usage does)."""
+    ansible-pulsar-util's three shapes (which have no `site` tag; they look back as far as the
+    measurement they are in)."""
+    lookbacks = lookbacks_s or {}
     statements = []
     for measurement, tags in SERIES_TAGS.items():
         group = ", ".join(f'"{t}"' for t in tags)
-        lookback = (lookbacks_s or {}).get(measurement, lookback_s)
-        only_own = f"\"{SITE}\" != '' AND " if measurement == CLUSTER else ""
+        lookback = lookbacks.get(measurement, lookback_s)
+        only_own = f"\"{SITE}\" != '' AND " if measurement in _SITE_TAGGED else ""
         statements.append(
             f'SELECT * FROM "{measurement}" WHERE {only_own}time > now() - {int(lookback)}s '
             f"GROUP BY {group} ORDER BY time DESC LIMIT 1"
         )
-    since = f"time > now() - {int((lookbacks_s or {}).get(CLUSTER, lookback_s))}s"
+    since = f"time > now() - {int(lookbacks.get(CLUSTER, lookback_s))}s"
     # the histogram: one series per site and slot shape (`destination_id` is a tag there)
     statements.append(
         f'SELECT {_select((*pu.HISTOGRAM_FIELDS, pu.DESTINATION_STATUS))} FROM "{CLUSTER}" '
@@ -73,6 +79,13 @@ def latest_points_query(lookback_s: float, lookbacks_s: Mapping[str, float] | No
     statements.append(
         f'SELECT {_select(totals)}, "{pu.DESTINATION_ID}"::field FROM "{CLUSTER}" '
         f"WHERE \"{SITE}\" = '' AND \"{pu.UNCLAIMED_TAG}\" = '' AND {since} "
+        f"ORDER BY time DESC LIMIT {PULSAR_UTIL_TOTALS_ROWS}"
+    )
+    # the carbon intensity: no tag, `destination_id` a string field, as the totals
+    carbon_since = f"time > now() - {int(lookbacks.get(CARBON, lookback_s))}s"
+    statements.append(
+        f'SELECT "{CARBON_INTENSITY}", "{pu.DESTINATION_ID}"::field FROM "{CARBON}" '
+        f"WHERE \"{SITE}\" = '' AND {carbon_since} "
         f"ORDER BY time DESC LIMIT {PULSAR_UTIL_TOTALS_ROWS}"
     )
     return "; ".join(statements)

@@ -32,6 +32,7 @@ from metric_contract.measurements import SITE
 
 TOTALS_SHAPE = "ansible-pulsar-util totals"
 HISTOGRAM_SHAPE = "ansible-pulsar-util histogram"
+CARBON_SHAPE = "ansible-pulsar-util carbon"  # its `pulsar_carbon_intensity` line
 
 # Lines of one consumer run share Telegraf's timestamp; allow for rounding to the second.
 RUN_SLACK_S = 1.0

@@ -1,5 +1,5 @@
 """The values of one series of the metric contract, as the ranking reads them: a pool's usage,
-a queue count, a tool's run times and its outcomes at a destination.
+a queue count, a tool's run times and its outcomes at a destination, a site's carbon intensity.
 
 Apart from `broker.metrics.view` (which keeps the newest of each and combines Galaxy servers)
 because the ranking's terms take these values one at a time and need nothing of the view. Each
@@ -169,6 +169,26 @@ class Outcomes:
             return self if self.time_s >= cutoff else None
         kept = [p for p in self.parts if p.time_s >= cutoff]
         return Outcomes.pooled(kept) if kept else None
+
+
+@dataclass(frozen=True)
+class CarbonIntensity:
+    """The carbon intensity of the grid a site draws from, g CO2eq per kWh, and which shape it
+    was written in (this suite's, `site` tag, or ansible-pulsar-util's, `destination_id`
+    field)."""
+
+    site: str
+    g_per_kwh: float
+    time_s: float
+    shape: str = OWN_SHAPE
+
+    @classmethod
+    def from_point(cls, point: Point, site: str, shape: str) -> CarbonIntensity | None:
+        """None when the point has no usable intensity (missing, negative, not a number)."""
+        value = _opt(point.fields, mc.CARBON_INTENSITY)
+        if value is None:
+            return None
+        return cls(site, value, point.time_s or 0.0, shape)
 
 
 def _opt(fields: dict, key: str) -> float | None:

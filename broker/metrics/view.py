@@ -1,11 +1,12 @@
 """An immutable view of the metrics the ranking reads, built from line-protocol points.
 
 Both sources (a snapshot file, InfluxDB) produce points; this module turns them into the latest
-value per series of the four measurements in the metric contract (`metric_contract`,
+value per series of the five measurements in the metric contract (`metric_contract`,
 docs/metric-contract.md), and counts the per-attempt outcomes. A view is replaced whole on
 every refresh, so a request never sees half an update. The values it holds per series
-(`ClusterUsage`, `QueueCount`, `RunStats`, `Outcomes`) are in `broker.metrics.series`; this
-module is the choosing and combining: which point is newest, which queue rows still count.
+(`ClusterUsage`, `QueueCount`, `RunStats`, `Outcomes`, `CarbonIntensity`) are in
+`broker.metrics.series`; this module is the choosing and combining: which point is newest,
+which queue rows still count.
 
 Per-attempt outcomes (`job_attempt_outcome`), where a (destination, tool) has any that count,
 replace its `job_outcomes` counts: they count every attempt at the destination it actually ran
@@ -22,8 +23,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import metric_contract.measurements as mc
-from broker.metrics.pulsar_util import PulsarUtilReader, is_pulsar_util
-from broker.metrics.series import ClusterUsage, Outcomes, QueueCount, RunStats, number_field
+import metric_contract.pulsar_util as pu
+from broker.metrics.pulsar_util import CARBON_SHAPE, PulsarUtilReader, is_pulsar_util
+from broker.metrics.series import (
+    OWN_SHAPE,
+    CarbonIntensity,
+    ClusterUsage,
+    Outcomes,
+    QueueCount,
+    RunStats,
+    number_field,
+)
 from metric_contract.lineprotocol import Point
 
 log = logging.getLogger(__name__)
@@ -49,6 +59,7 @@ class MetricsView:
     queues: dict[str, dict[str, QueueCount]] = field(default_factory=dict)
     runtimes: dict[tuple[str, str], RunStats] = field(default_factory=dict)
     outcomes: dict[tuple[str, str], Outcomes] = field(default_factory=dict)
+    carbon: dict[str, CarbonIntensity] = field(default_factory=dict)  # by site
     frozen_now_s: float | None = None
     latest_queue_s: float = 0.0  # time of the last gxadmin queue run seen
     source: str = "empty"
@@ -87,7 +98,7 @@ class MetricsView:
 
     @property
     def empty(self) -> bool:
-        return not (self.cluster or self.queues or self.runtimes or self.outcomes)
+        return not (self.cluster or self.queues or self.runtimes or self.outcomes or self.carbon)
 
     @property
     def newest_s(self) -> float | None:
@@ -95,6 +106,7 @@ class MetricsView:
         times += [q.time_s for states in self.queues.values() for q in states.values()]
         times += [r.time_s for r in self.runtimes.values()]
         times += [o.time_s for o in self.outcomes.values()]
+        times += [c.time_s for c in self.carbon.values()]
         return max(times) if times else None
 
     @classmethod
@@ -142,6 +154,8 @@ class MetricsView:
                 if key not in outcomes or outcomes[key].time_s <= t:
                     ok, err = number_field(p.fields, mc.OK), number_field(p.fields, mc.ERROR)
                     outcomes[key] = Outcomes(max(ok, 0.0), max(err, 0.0), t, host)
+            elif p.measurement == mc.CARBON:
+                view._add_carbon(p)
             elif (
                 p.measurement == mc.ATTEMPT_OUTCOMES
                 and tags.get(mc.DESTINATION_ID)
@@ -171,6 +185,25 @@ class MetricsView:
         if frozen:
             view.frozen_now_s = view.newest_s
         return view
+
+    def _add_carbon(self, p: Point) -> None:
+        """A site's carbon intensity, in this suite's shape (`site` tag) or pulsar-util's
+        (`destination_id` string field); the newest point of either wins (both carry the same
+        figure), this suite's on a tie."""
+        site, shape = p.tags.get(mc.SITE), OWN_SHAPE
+        if not site:
+            named = p.fields.get(pu.DESTINATION_ID)
+            site, shape = (pu.site_of(named), CARBON_SHAPE) if isinstance(named, str) else ("", "")
+        found = CarbonIntensity.from_point(p, site, shape) if site else None
+        if found is None:
+            return
+        old = self.carbon.get(site)
+        if (
+            old is None
+            or old.time_s < found.time_s
+            or (old.time_s == found.time_s and shape == OWN_SHAPE)
+        ):
+            self.carbon[site] = found
 
     def _combine(
         self,

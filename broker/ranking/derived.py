@@ -1,7 +1,8 @@
 """What the ranking derives from a metrics view once per refresh, so a request only looks up.
 
 Runs in the refresh thread: pooled history and the per-tool success models (`History`), each
-configured destination's pool state (`Pool`) and its bandwidth from every configured store.
+configured destination's pool state (`Pool`), its bandwidth from every configured store and
+its carbon intensity and power figures (`Carbon`).
 A request's candidate list is resolved against this once and kept (`CandidateList`).
 """
 
@@ -16,6 +17,7 @@ from numpy.typing import NDArray
 from broker.config import Settings
 from broker.metrics.freshness import current_since
 from broker.metrics.view import MetricsView
+from broker.ranking.carbon import Carbon, Intensities, carbon_columns
 from broker.ranking.history import History
 from broker.ranking.pool import Pool, PoolColumns, figures, pool_of
 from broker.ranking.transfer import Bandwidth, Coordinates, Rows
@@ -32,6 +34,7 @@ class Destination:
     local_stores: Collection[str]
     pool: Pool
     figures: NDArray[np.float64]  # the pool's, as a row of `PoolColumns`
+    carbon: Carbon
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class CandidateList:
     site_index: NDArray[np.intp]
     bandwidth_rows: Rows  # `Bandwidth.rows`
     all_known: bool
+    carbon: NDArray[np.float64]  # `carbon.carbon_columns` of the candidates
 
     @classmethod
     def of(cls, candidates: list[Destination], ids: tuple[str, ...], rows: Rows) -> CandidateList:
@@ -61,7 +65,8 @@ class CandidateList:
         index = np.array([where[c.site] for c in candidates], dtype=np.intp)
         known = all(c.known for c in candidates)
         columns = PoolColumns.of([c.figures for c in candidates])
-        return cls(candidates, ids, pools, columns, sites, index, rows, known)
+        carbon = carbon_columns([c.carbon for c in candidates])
+        return cls(candidates, ids, pools, columns, sites, index, rows, known, carbon)
 
 
 _KEPT_LISTS_MAX = 4096
@@ -75,6 +80,7 @@ class DerivedView:
     history: History
     bandwidth: Bandwidth
     destinations: dict[str, Destination]  # the configured ones
+    intensities: Intensities
     _kept: dict[tuple[str, ...], CandidateList] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -106,7 +112,9 @@ class DerivedView:
             return known
         # Not in the config: its id is its pool, its coordinates are the request's.
         pool = _pool(self.view, self.history, dest_id, dest_id, settings)
-        return Destination(dest_id, dest_id, False, requested_at, (), pool, figures(pool))
+        ranking = settings.ranking
+        carbon = self.intensities.at(dest_id, ranking.watts_per_core, ranking.watts_per_gpu)
+        return Destination(dest_id, dest_id, False, requested_at, (), pool, figures(pool), carbon)
 
 
 def _pool(view: MetricsView, history: History, dest_id: str, site: str, settings: Settings) -> Pool:
@@ -122,13 +130,16 @@ def _pool(view: MetricsView, history: History, dest_id: str, site: str, settings
 def derive(view: MetricsView, settings: Settings, now: float | None = None) -> DerivedView:
     """Everything a request reads besides its own body. `now`: the clock the history's age
     limit is taken at (default: the view's)."""
+    now = view.now() if now is None else now
     history = History.build(
         view,
         settings.ranking,
         settings.metrics.history_staleness_s,
         features=destination_features(settings),
-        now=view.now() if now is None else now,
+        now=now,
     )
+    intensities = Intensities.of(view.carbon, settings.metrics.carbon_staleness_s, now)
+    ranking = settings.ranking
     destinations = {}
     for dest_id, conf in settings.destinations.items():
         site = settings.site_of(dest_id)
@@ -142,11 +153,16 @@ def derive(view: MetricsView, settings: Settings, now: float | None = None) -> D
             local_stores=frozenset(conf.objectstores),
             pool=pool,
             figures=figures(pool),
+            carbon=intensities.at(
+                site,
+                ranking.watts_per_core if conf.watts_per_core is None else conf.watts_per_core,
+                ranking.watts_per_gpu if conf.watts_per_gpu is None else conf.watts_per_gpu,
+            ),
         )
     store_coords = {k: (o.latitude, o.longitude) for k, o in settings.objectstores.items()}
     placed_at = {d.id: (d.coords, d.local_stores) for d in destinations.values() if d.coords}
-    bandwidth = Bandwidth(settings.ranking.bandwidth, placed_at, store_coords)
-    return DerivedView(view, history, bandwidth, destinations)
+    bandwidth = Bandwidth(ranking.bandwidth, placed_at, store_coords)
+    return DerivedView(view, history, bandwidth, destinations, intensities)
 
 
 def destination_features(settings: Settings) -> dict[str, dict[str, str]]:

@@ -50,6 +50,9 @@ class ExplainedCandidate:
     penalty: float
     expected: float
     cluster_age: float | None
+    carbon_kg: float
+    carbon_s: float
+    carbon_note: str
 
 
 def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> ExplainedCandidate:
@@ -57,6 +60,8 @@ def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> E
     reported = c.pool.time_s
     sent = NOTHING if terms.sent is None else terms.sent.at(i)
     ranking = ctx.settings.ranking
+    job, run_s, rate = terms.job, est.run.value, ranking.carbon_s_per_kg
+    carbon_kg = c.carbon.kg(run_s, job.cores, job.gpus)
     return ExplainedCandidate(
         id=c.id,
         position=i,
@@ -70,6 +75,9 @@ def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> E
         penalty=float(terms.penalties[i]),
         expected=float(terms.expected[i]),
         cluster_age=None if reported == -math.inf else now - reported,
+        carbon_kg=carbon_kg,
+        carbon_s=0.0 if terms.carbon_s is None else float(terms.carbon_s[i]),
+        carbon_note=c.carbon.note(run_s, job.cores, job.gpus, rate, now),
     )
 
 
@@ -107,11 +115,13 @@ def _metric_ages(
     queued = view.queues.get(row.id, {}).get("queued")
     runtime = history.runtimes.get((row.id, tool)) if tool else None
     outcome = history.outcomes.get((row.id, tool)) if tool else None
+    carbon = ctx.derived.intensities.current.get(row.site)
     return MetricAges(
         cluster_usage_s=None if row.cluster_age is None else round(max(0.0, row.cluster_age), 1),
         queue_s=_age(now, queued.time_s if queued else None),
         run_time_s=_age(now, runtime.time_s if runtime else None),
         outcomes_s=_age(now, outcome.time_s if outcome else None),
+        carbon_intensity_s=_age(now, carbon.time_s if carbon else None),
     )
 
 
@@ -155,6 +165,8 @@ def _row(
         run_s=round(row.run.value, 1),
         p_success=round(row.success.value, 4),
         preference_penalty_s=row.penalty,
+        carbon_kg=float(f"{row.carbon_kg:.3g}"),
+        carbon_s=round(row.carbon_s, 1),
         expected_s=round(row.expected, 1) if row.state == "fresh" else None,
         metric_ages=ages,
         terms={
@@ -163,6 +175,7 @@ def _row(
             "run": row.run.note,
             "success": row.success.note,
             "preference": f"position {row.position + 1} in TPV's order",
+            "carbon": row.carbon_note,
         },
         reason=reason,
     )

@@ -182,6 +182,7 @@ class MetricAges(BaseModel):
     queue_s: float | None = None
     run_time_s: float | None = None
     outcomes_s: float | None = None
+    carbon_intensity_s: float | None = None
 
 
 class DestinationExplanation(BaseModel):
@@ -194,6 +195,8 @@ class DestinationExplanation(BaseModel):
     run_s: float
     p_success: float
     preference_penalty_s: float
+    carbon_kg: float = Field(description="kg CO2eq of one attempt (0 when no intensity is known)")
+    carbon_s: float = Field(description="the carbon term: carbon_kg x ranking.carbon_s_per_kg")
     expected_s: float | None = Field(description="null when the destination is not ranked by it")
     metric_ages: MetricAges
     terms: dict[str, str] = Field(description="where each term came from")

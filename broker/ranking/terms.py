@@ -1,9 +1,11 @@
 """Scoring one request: every candidate's transfer, wait, run time and chance of success.
 
-    E[d] = (transfer(d) + wait(d) + run(d)) / P_success(d) + preference(d)
+    E[d] = (transfer(d) + wait(d) + run(d) + carbon(d)) / P_success(d) + preference(d)
 
 preference(d) is `preference_level_s` per TPV score level below the best candidate's when the
-request carries TPV's scores, else `preference_step_s` per position in TPV's order.
+request carries TPV's scores, else `preference_step_s` per position in TPV's order. carbon(d)
+is the job's emissions priced in seconds (`broker.ranking.carbon`), computed only when the
+administrator gives carbon a price.
 
 Per request only lookups into the derived view and arithmetic; what explains a number is
 worked out later, and only when asked (`broker.ranking.explain`).
@@ -17,6 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from broker.config import RankingSettings
+from broker.ranking.carbon import carbon_seconds
 from broker.ranking.context import RankContext
 from broker.ranking.derived import CandidateList
 from broker.ranking.history import ToolEstimate
@@ -38,6 +41,7 @@ class CandidateTerms:
     estimates: list[ToolEstimate]
     penalties: NDArray[np.float64]  # the preference term, seconds
     expected: NDArray[np.float64]
+    carbon_s: NDArray[np.float64] | None  # None: carbon has no price (`carbon_s_per_kg` 0)
 
     def order(self) -> list[int]:
         """Fresh by E (ties: TPV's order), then stale, then cannot-fit, each in TPV's order."""
@@ -69,8 +73,16 @@ def score(ctx: RankContext, query: RankQuery, now: float) -> CandidateTerms:
     )
     penalties = preference_penalties(settings.ranking, query, len(wait))
     transfer_s = np.array(transfers.seconds, dtype=np.float64)
-    expected = (transfer_s + wait.seconds + terms.run_s) / terms.success + penalties
-    return CandidateTerms(listed, job, transfers, wait, sent, terms.at, penalties, expected)
+    cost = transfer_s + wait.seconds + terms.run_s
+    rate = settings.ranking.carbon_s_per_kg
+    carbon_s = None
+    if rate > 0:
+        carbon_s = carbon_seconds(listed.carbon, terms.run_s, job.cores, job.gpus, rate)
+        cost = cost + carbon_s
+    expected = cost / terms.success + penalties
+    return CandidateTerms(
+        listed, job, transfers, wait, sent, terms.at, penalties, expected, carbon_s
+    )
 
 
 def preference_penalties(ranking: RankingSettings, query: RankQuery, n: int) -> NDArray[np.float64]:

@@ -117,7 +117,26 @@ def test_settings_under_mappings_and_sections_are_accepted_from_the_environment(
     settings = load_settings(path, environ=env)
     assert settings.site_of("d1") == "s2"
     assert settings.ledger.redis_url == "redis://127.0.0.1:6379/0"
-    assert settings.metrics.influxdb.lookbacks_s == {"htcondor_cluster_usage": 900}
+    # (carbon intensities look back as far as they can be used, metrics.carbon_staleness_s)
+    assert settings.metrics.influxdb.lookbacks_s == {
+        "htcondor_cluster_usage": 900,
+        "pulsar_carbon_intensity": 7200,
+    }
+
+
+def test_a_carbon_lookback_of_the_administrators_own_is_kept(tmp_path):
+    path = write(
+        tmp_path,
+        "metrics: {carbon_staleness_s: 600,\n"
+        "  influxdb: {lookbacks_s: {pulsar_carbon_intensity: 3600}}}\n",
+    )
+    assert load_settings(path, environ={}).metrics.influxdb.lookbacks_s == {
+        "pulsar_carbon_intensity": 3600
+    }
+    other = write(tmp_path, "metrics: {carbon_staleness_s: 600}\n")
+    assert load_settings(other, environ={}).metrics.influxdb.lookbacks_s == {
+        "pulsar_carbon_intensity": 600
+    }
 
 
 @pytest.mark.parametrize(

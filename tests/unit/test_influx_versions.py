@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from broker.config import ConfigError, InfluxSettings, load_settings
+from broker.config import ConfigError, InfluxSettings, MetricsSettings, load_settings
 from broker.metrics.influx import InfluxSource
 from broker.metrics.view import SourceError
-from metric_contract.measurements import CLUSTER, OUTCOMES, QUEUE, RUNTIME
+from metric_contract.measurements import CARBON, CLUSTER, OUTCOMES, QUEUE, RUNTIME
 from tests.support.influx_compat import InfluxCompatServer
 from tests.support.influx_network import TOOL, history_lines, usage_line
 
@@ -37,9 +37,10 @@ def fill(server: InfluxCompatServer) -> None:
 
 
 def source(server: InfluxCompatServer, **settings) -> InfluxSource:
-    return InfluxSource(
-        InfluxSettings(url=server.url, database=server.database, timeout_s=2.0, **settings)
-    )
+    """The source as a config file makes it: through the metrics section, whose defaults (the
+    carbon intensities' lookback) apply."""
+    influx = InfluxSettings(url=server.url, database=server.database, timeout_s=2.0, **settings)
+    return InfluxSource(MetricsSettings(influxdb=influx).influxdb)
 
 
 @pytest.mark.parametrize("version", ["2", "3"])
@@ -65,6 +66,8 @@ def test_per_measurement_lookback_reaches_the_query():
         assert f'FROM "{CLUSTER}" WHERE "site" != \'\' AND time > now() - 900s' in q
         assert f'FROM "{QUEUE}" WHERE time > now() - 900s' in q
         assert f'FROM "{RUNTIME}" WHERE time > now() - 691200s' in q  # lookback_s: 8 days
+        # carbon: no further back than metrics.carbon_staleness_s, unless lookbacks_s says
+        assert f'FROM "{CARBON}" WHERE "site" != \'\' AND time > now() - 7200s' in q
         assert "site_b" not in view.cluster  # its only point is older than 15 minutes
         assert view.outcomes[("dest_b", TOOL)].ok == 39  # two days old: within 8 days
 

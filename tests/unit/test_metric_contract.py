@@ -25,15 +25,16 @@ from metric_contract.sites import validate_site as contract_validate_site
 from metric_contract.units import MB_PER_GB
 
 
-def test_the_four_measurements_and_their_series_tags():
+def test_the_five_measurements_and_their_series_tags():
     assert mc.MEASUREMENTS == (
         "htcondor_cluster_usage",
         "queue_by_destination",
         "destination-queue-run-time",
         "job_outcomes",
+        "pulsar_carbon_intensity",
     )
     assert set(mc.SERIES_TAGS) == set(mc.FIELDS) == set(mc.MEASUREMENTS)
-    assert mc.SERIES_TAGS[mc.CLUSTER] == ("site",)
+    assert mc.SERIES_TAGS[mc.CLUSTER] == mc.SERIES_TAGS[mc.CARBON] == ("site",)
     assert mc.SERIES_TAGS[mc.QUEUE] == ("destination_id", "state", "host")
     assert (
         mc.SERIES_TAGS[mc.OUTCOMES]
@@ -47,7 +48,8 @@ def test_influxql_groups_every_measurement_by_its_series_tags():
     query = latest_points_query(600)
     for name, tags in mc.SERIES_TAGS.items():
         group = ", ".join(f'"{t}"' for t in tags)
-        only_own = "\"site\" != '' AND " if name == mc.CLUSTER else ""
+        # this suite's shape only: pulsar-util's (no `site` tag) has statements of its own
+        only_own = "\"site\" != '' AND " if name in (mc.CLUSTER, mc.CARBON) else ""
         assert f'FROM "{name}" WHERE {only_own}time > now() - 600s GROUP BY {group} ' in query
 
 

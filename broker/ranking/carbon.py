@@ -1,0 +1,103 @@
+"""The carbon term: what a job's energy at a destination emits, priced in seconds.
+
+    carbon(d) = carbon_s_per_kg * kg(d)
+    kg(d)     = run(d) [h] * (cores * watts_per_core(d) + gpus * watts_per_gpu(d)) [kW]
+                * intensity(site of d) [g CO2eq / kWh] / 1000
+
+It is a cost of every attempt, like transfer, wait and run, so the expected time divides it by
+P_success with them (a failed attempt has burnt its energy too). The exchange rate is the
+administrator's (`ranking.carbon_s_per_kg`), default 0: then it changes no answer and costs a
+request nothing, and the explanation still shows each candidate's kg.
+
+The intensity is the site's newest `pulsar_carbon_intensity` point younger than
+`metrics.carbon_staleness_s`. A site without one is given the mean of the sites that have one,
+so that it is neither rewarded nor punished for not reporting; with none anywhere the term is 0.
+Decided once per refresh (`derived`), like a pool's state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from broker.metrics.series import CarbonIntensity
+
+# run seconds x watts x g/kWh -> kg: s -> h (3600), W -> kW (1000), g -> kg (1000)
+_KG_PER_S_W_G = 1.0 / 3.6e9
+
+
+@dataclass(frozen=True, slots=True)
+class Carbon:
+    """A destination's power figures and the intensity the ranking uses for it."""
+
+    g_per_kwh: float  # the site's own, else the mean of the reporting sites', else 0
+    watts_per_core: float
+    watts_per_gpu: float
+    reported: CarbonIntensity | None  # the site's own current figure; None: assumed
+    sites_in_mean: int  # when assumed: how many sites the mean is over (0: nothing known)
+
+    def kg(self, run_s: float, cores: float, gpus: float) -> float:
+        """kg CO2eq of one attempt of `run_s` seconds."""
+        watts = cores * self.watts_per_core + gpus * self.watts_per_gpu
+        return run_s * watts * self.g_per_kwh * _KG_PER_S_W_G
+
+    def note(self, run_s: float, cores: float, gpus: float, rate: float, now: float) -> str:
+        """Where the kg came from and what they cost, for the explanation."""
+        watts = cores * self.watts_per_core + gpus * self.watts_per_gpu
+        if self.reported is not None:
+            age = max(0.0, now - self.reported.time_s) / 60
+            source = f"{self.reported.shape} point {age:.0f} min old"
+        elif self.sites_in_mean:
+            source = f"no current intensity for this site: the mean of {self.sites_in_mean} sites"
+        else:
+            source = "no current carbon intensity for any site"
+        kg = self.kg(run_s, cores, gpus)
+        text = (
+            f"{kg:.3g} kg CO2eq = {run_s / 3600:.3g} h x {watts:.0f} W x "
+            f"{self.g_per_kwh:.0f} g/kWh ({source})"
+        )
+        if rate <= 0:
+            return text + "; not priced (ranking.carbon_s_per_kg is 0)"
+        return text + f"; x {rate:g} s/kg = {kg * rate:.0f} s"
+
+
+@dataclass(frozen=True)
+class Intensities:
+    """Every site's current carbon intensity, and the mean that stands in for a silent site."""
+
+    current: Mapping[str, CarbonIntensity]
+    mean_g_per_kwh: float
+
+    @classmethod
+    def of(
+        cls, reported: Mapping[str, CarbonIntensity], staleness_s: float, now: float
+    ) -> Intensities:
+        current = {s: c for s, c in reported.items() if now - c.time_s <= staleness_s}
+        mean = float(np.mean([c.g_per_kwh for c in current.values()])) if current else 0.0
+        return cls(current, mean)
+
+    def at(self, site: str, watts_per_core: float, watts_per_gpu: float) -> Carbon:
+        own = self.current.get(site)
+        if own is not None:
+            return Carbon(own.g_per_kwh, watts_per_core, watts_per_gpu, own, 0)
+        return Carbon(self.mean_g_per_kwh, watts_per_core, watts_per_gpu, None, len(self.current))
+
+
+def carbon_columns(carbons: list[Carbon]) -> NDArray[np.float64]:
+    """Per candidate (rows): intensity, watts per core, watts per GPU, read-only."""
+    columns = np.array(
+        [(c.g_per_kwh, c.watts_per_core, c.watts_per_gpu) for c in carbons], dtype=np.float64
+    ).reshape(-1, 3)
+    columns.flags.writeable = False
+    return columns
+
+
+def carbon_seconds(
+    columns: NDArray[np.float64], run_s: NDArray[np.float64], cores: float, gpus: float, rate: float
+) -> NDArray[np.float64]:
+    """Every candidate's carbon term in seconds (`columns`: `carbon_columns`)."""
+    watts = cores * columns[:, 1] + gpus * columns[:, 2]
+    return rate * _KG_PER_S_W_G * run_s * watts * columns[:, 0]
