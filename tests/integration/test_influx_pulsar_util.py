@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 
 from broker.app import create_app
 from broker.metrics.influx import InfluxSource
-from broker.metrics.pulsar_util import HISTOGRAM_SHAPE, TOTALS_SHAPE
+from broker.metrics.pulsar_util import CARBON_SHAPE, HISTOGRAM_SHAPE, TOTALS_SHAPE
 from broker.metrics.series import OWN_SHAPE
 from metric_contract.lineprotocol import Point, format_point, parse_text
-from tests.support.influx_network import settings_for
+from tests.support.influx_network import REQUEST, settings_for, usage_line
 from tests.support.paths import ROOT
 
 pytestmark = pytest.mark.integration
@@ -112,3 +112,69 @@ def test_two_galaxies_queue_rows_are_summed_through_influxdb(influxdb):
     view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
     assert view.queues["dest_a"]["queued"].count == 12
     assert view.queue_row("dest_a").count == 12
+
+
+def test_carbon_intensities_in_both_shapes_are_read_back_from_influxdb(influxdb):
+    """pulsar-util's carbon lines alone first (the measurement has no `site` tag at all then),
+    then this suite's shape for another site beside them."""
+    now = time.time()
+    influxdb.write(restamped("carbon.lp", now))
+    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    assert {s: c.g_per_kwh for s, c in view.carbon.items()} == {
+        "pulsar_de02": 412,
+        "pulsar_fr01": 38,
+        # pulsar_pl01's line is 2 h old: past the carbon lookback (metrics.carbon_staleness_s)
+    }
+    assert view.carbon["pulsar_de02"].shape == CARBON_SHAPE
+    own = Point("pulsar_carbon_intensity", {"site": "pulsar_se01"}, {"carbon_intensity": 21.0})
+    influxdb.write([_line(replace(own, time_ns=int(now * 1e9)))])
+    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    assert view.carbon["pulsar_se01"].shape == OWN_SHAPE
+    assert view.carbon["pulsar_se01"].g_per_kwh == 21
+    assert view.carbon["pulsar_fr01"].g_per_kwh == 38
+
+
+def test_carbon_lines_of_one_run_are_one_point_in_influxdb(influxdb):
+    """pulsar-util's consumer prints every site's carbon line in one run, with no tag and
+    Telegraf's one timestamp: InfluxDB keeps the last line's fields, so one site per run."""
+    now = time.time()
+    lines = [
+        _line(replace(p, time_ns=int(now * 1e9)))
+        for p in parse_text((FIXTURES / "carbon.lp").read_text())
+    ]
+    influxdb.write(lines)
+    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    assert {s: c.g_per_kwh for s, c in view.carbon.items()} == {"pulsar_pl01": 655}
+
+
+def test_a_price_on_carbon_routes_to_the_cleaner_grid_through_influxdb(influxdb):
+    now = time.time()
+    influxdb.write([usage_line("site_a", free=32, t_s=now), usage_line("site_b", free=32, t_s=now)])
+    carbon = [("site_a", 600.0), ("site_b", 40.0)]
+    influxdb.write(
+        [
+            _line(
+                Point(
+                    "pulsar_carbon_intensity",
+                    {},
+                    {"carbon_intensity": g, "destination_id": s},
+                    int(now * 1e9) + i,
+                )
+            )
+            for i, (s, g) in enumerate(carbon)
+        ]
+    )
+    answers = {}
+    for rate in (0, 100_000):
+        settings = settings_for(influxdb)
+        settings.ranking.carbon_s_per_kg = rate
+        settings.ranking.preference_step_s = 0
+        with TestClient(create_app(settings)) as client:
+            answers[rate] = client.post("/process_data?explain=true", json=REQUEST).json()
+    assert answers[0]["sorted_destinations"] == ["dest_a", "dest_b"]  # alike: TPV's order
+    assert answers[100_000]["sorted_destinations"] == ["dest_b", "dest_a"]
+    rows = [{d["id"]: d for d in answers[r]["explanation"]["destinations"]} for r in answers]
+    unpriced, priced = rows
+    # 8 cores x 900 s (default_run_s) x 10 W x 600 g/kWh = 12 g, priced at 100 s/g or not
+    assert priced["dest_a"]["carbon_kg"] == unpriced["dest_a"]["carbon_kg"] == 0.012
+    assert (priced["dest_a"]["carbon_s"], unpriced["dest_a"]["carbon_s"]) == (1200, 0)
