@@ -61,7 +61,7 @@ tpv-venv:
 test: venv deps lint tpv-venv collection molecule
 	$(PY) -m pytest -q tests
 
-BENCHMARKS ?= latency collectors arbo reprioritize success scheduling tpv_overhead
+BENCHMARKS ?= latency collectors arbo reprioritize success scheduling carbon tpv_overhead
 
 bench: venv deps tpv-venv
 	@command -v wrk >/dev/null || { \

@@ -15,7 +15,8 @@ foresight of failures) runs too, and is in the JSON line next to the routing pol
 decision-quality bar (below) is the gap from weighted random to it. Printed side by side, then
 each target with its numbers, then the headroom, then JSON on the last line: {"scenarios":
 {<scenario>: {<policy>: {"mean_turnaround_s", "p95_turnaround_s", "p99_turnaround_s",
-"failed_attempts", "failed_jobs", "short_slowdown", "large_mean_turnaround_s", "bytes_km"}}},
+"failed_attempts", "failed_jobs", "short_slowdown", "large_mean_turnaround_s", "bytes_km",
+"carbon_g_per_job"}}},
 "lower_bound_mean_turnaround_s": {<scenario>: seconds}}. Figures and the full summary:
 benchmarks/results/simulate/.
 

@@ -154,6 +154,9 @@ class Simulation(GalaxyEvents, PoolEvents):
             elif kind == PRODUCER:
                 if payload.up:
                     self.pipeline.cluster_usage(t, payload.name, payload.usage_fields())
+                    g_per_kwh = self.sc.sites[payload.name].carbon_g_per_kwh
+                    if g_per_kwh is not None:
+                        self.pipeline.carbon_intensity(t, payload.name, g_per_kwh)
                 self.at(t + p.producer_interval_s, PRODUCER, payload)
             elif kind == GX_QUEUE:
                 counts = {
@@ -202,6 +205,11 @@ class Simulation(GalaxyEvents, PoolEvents):
             rank_calls=getattr(self.policy, "calls", 0),
             views_built=self.pipeline.views_built,
             max_overcommit=self.max_overcommit,
+            kg_per_s={
+                name: (s.watts_per_core * g / 3.6e9, s.watts_per_gpu * g / 3.6e9)
+                for name, s in self.sc.sites.items()
+                if (g := s.carbon_g_per_kwh) is not None
+            },
         )
 
     def fork(

@@ -98,6 +98,8 @@ def broker_settings(scenario: Scenario) -> Settings:
                 "longitude": s.longitude,
                 "objectstores": list(s.objectstores),
                 "features": dict(s.features),
+                "watts_per_core": s.watts_per_core,
+                "watts_per_gpu": s.watts_per_gpu,
             }
             for name, s in scenario.sites.items()
         },

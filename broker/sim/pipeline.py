@@ -9,6 +9,8 @@
   median and 95th percentile of queue time (Galaxy's: dispatched -> running, so staging is in
   it) and run time, of the jobs that ended ok.
 - `job_outcomes`: every `outcomes_interval_s`, ok and error counts over `outcomes_window_days`.
+- `pulsar_carbon_intensity`: with each cluster report of a site whose grid intensity the
+  scenario gives, by the same path (the consumer writes both).
 
 The broker's cache refreshes every `broker_refresh_s`; a policy sees what had reached InfluxDB at
 the last refresh, never later. Views are built lazily (only when a policy asks), from exactly
@@ -27,7 +29,15 @@ from broker.metrics.view import MetricsView
 from broker.ranking.derived import DerivedView, derive
 from broker.sim.scenario import Pipeline
 from metric_contract.lineprotocol import FieldValue, Point
-from metric_contract.measurements import CLUSTER, OUTCOMES, QUEUE, RUNTIME
+from metric_contract.measurements import (
+    CARBON,
+    CARBON_INTENSITY,
+    CLUSTER,
+    OUTCOMES,
+    QUEUE,
+    RUNTIME,
+    SITE,
+)
 
 EPOCH = 1_699_920_000.0  # a UTC midnight: simulated time 0 maps here in the points
 
@@ -68,6 +78,10 @@ class MetricPipeline:
     def cluster_usage(self, t: float, site: str, fields: dict) -> None:
         p = Point(CLUSTER, {"site": site}, fields, _ns(t))
         self.write(p, (CLUSTER, site), t + self.conf.consumer_delay_s)
+
+    def carbon_intensity(self, t: float, site: str, g_per_kwh: float) -> None:
+        p = Point(CARBON, {SITE: site}, {CARBON_INTENSITY: g_per_kwh}, _ns(t))
+        self.write(p, (CARBON, site), t + self.conf.consumer_delay_s)
 
     def queue_counts(self, t: float, counts: dict[str, tuple[int, int]]) -> None:
         for dest, (queued, running) in counts.items():
@@ -161,7 +175,7 @@ class MetricPipeline:
                 )
                 self._history_changed = False
             live = MetricsView.from_points(
-                (p for k, p in self._published.items() if k[0] in (CLUSTER, QUEUE)),
+                (p for k, p in self._published.items() if k[0] in (CLUSTER, QUEUE, CARBON)),
                 source="simulated influxdb",
             )
             self._view = MetricsView(
@@ -169,6 +183,7 @@ class MetricPipeline:
                 queues=live.queues,
                 runtimes=self._history_view.runtimes,
                 outcomes=self._history_view.outcomes,
+                carbon=live.carbon,
                 frozen_now_s=self.clock(self._refreshed_at),
                 latest_queue_s=live.latest_queue_s,
                 source=live.source,

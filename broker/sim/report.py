@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from broker.sim.policies import REFERENCE_POLICIES
+from broker.sim.pools import Task
 from broker.sim.results import Result
 
 # The lower bound's key in the JSON line: top level, {scenario: seconds}, next to "scenarios",
@@ -32,6 +33,7 @@ JSON_KEYS = (
     "short_slowdown",
     "large_mean_turnaround_s",
     "bytes_km",
+    "carbon_g_per_job",
 )
 COLUMNS = (
     ("mean_turnaround_s", "mean (s)", "{:.0f}"),
@@ -42,6 +44,7 @@ COLUMNS = (
     ("mean_queue_wait_s", "queue wait (s)", "{:.0f}"),
     ("mean_transfer_s", "staging (s)", "{:.0f}"),
     ("bytes_km", "TB x km", None),
+    ("carbon_g_per_job", "g CO2/job", "{:.1f}"),
     ("failed_attempts", "failed att.", "{:.1f}"),
     ("failed_jobs", "failed jobs", "{:.1f}"),
     ("unfinished_jobs", "unfinished", "{:.1f}"),
@@ -86,12 +89,13 @@ def summarize(result: Result, bounds: Mapping[int, float] | None = None) -> dict
     `bounds`); failed and unfinished jobs are counted, not hidden; every attempt's waits,
     transfers and moves."""
     ok = np.array([r.turnaround for r in result.records if r.outcome == "ok"])
-    waits, transfers, bytes_km, failed = [], [], 0.0, 0
+    waits, transfers, bytes_km, failed, kg = [], [], 0.0, 0, 0.0
     for r in result.records:
         wait = 0.0
         for a in r.attempts:
             if not math.isnan(a.started):
                 wait += a.started - a.staged
+                kg += _attempt_kg(a, result.kg_per_s)
             bytes_km += a.bytes_km
             failed += a.state == "lost" or (a.state == "done" and a.fails)
         waits.append(wait)
@@ -105,12 +109,24 @@ def summarize(result: Result, bounds: Mapping[int, float] | None = None) -> dict
         "mean_queue_wait_s": float(np.mean(waits)) if waits else 0.0,
         "mean_transfer_s": float(np.mean(transfers)) if transfers else 0.0,
         "bytes_km": bytes_km,
+        # every attempt that ran, failed and lost ones too; NaN: no site's intensity is known
+        "carbon_g_per_job": kg * 1000 / len(result.records)
+        if result.kg_per_s and result.records
+        else math.nan,
         "failed_attempts": failed,
         "failed_jobs": sum(r.outcome == "failed" for r in result.records),
         "unfinished_jobs": sum(r.outcome == "unfinished" for r in result.records),
         "utilisation": result.utilisation,
         "rank_calls": result.rank_calls,
     }
+
+
+def _attempt_kg(task: Task, kg_per_s: Mapping[str, tuple[float, float]]) -> float:
+    """kg CO2eq of one attempt, from its start to its end (or its loss in an outage)."""
+    per_core, per_gpu = kg_per_s.get(task.site, (0.0, 0.0))
+    if math.isnan(task.ended):
+        return 0.0  # still running when the simulation stopped
+    return (task.ended - task.started) * (task.cores * per_core + task.gpus * per_gpu)
 
 
 def over_seeds(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -188,7 +204,10 @@ def table(summary: dict, bounds: dict[str, float] | None = None) -> str:
         for policy, v in pols.items():
             cells = []
             for key, _, fmt in COLUMNS:
-                cells.append(f"{v[key] / 1e12:.1f}" if fmt is None else fmt.format(v[key]))
+                if math.isnan(v[key]):
+                    cells.append("-")
+                else:
+                    cells.append(f"{v[key] / 1e12:.1f}" if fmt is None else fmt.format(v[key]))
             mark = " *" if v["mean_turnaround_s"] == best and not _is_reference(policy) else ""
             lines.append(policy.ljust(width) + "".join(c.rjust(CELL) for c in cells) + mark)
         if bounds and scenario in bounds:

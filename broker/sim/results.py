@@ -37,3 +37,5 @@ class Result:
     rank_calls: int = 0
     views_built: int = 0
     max_overcommit: float = 0  # most negative free resource ever seen (0: never exceeded)
+    # site -> kg CO2eq per core-second and per GPU-second (sites with a carbon intensity)
+    kg_per_s: dict[str, tuple[float, float]] = field(default_factory=dict)

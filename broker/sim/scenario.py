@@ -72,6 +72,14 @@ class Site(_Model):
         default=0.0, ge=0, lt=1, description="share of cores local (non-Galaxy) users keep busy"
     )
     features: dict[str, str] = Field(default_factory=dict)
+    carbon_g_per_kwh: float | None = Field(
+        default=None,
+        ge=0,
+        description="carbon intensity of the site's grid, g CO2eq/kWh, reported with every "
+        "cluster report (pulsar_carbon_intensity); none: the site reports none",
+    )
+    watts_per_core: float = Field(default=10.0, gt=0, description="power of a busy core")
+    watts_per_gpu: float = Field(default=300.0, ge=0, description="power of a busy GPU")
 
     @property
     def cores(self) -> int:

@@ -58,7 +58,11 @@ def test_json_line_keeps_only_the_asked_keys_and_policies(small):
         "short_slowdown",
         "large_mean_turnaround_s",
         "bytes_km",
+        "carbon_g_per_job",
     }
+    # a scenario without grid intensities has no emissions to show: null, "-" in the table
+    assert line["scenarios"]["small"]["broker"]["carbon_g_per_job"] is None
+    assert "g CO2/job" in table(summary)
 
 
 def run_all_small(sc):
