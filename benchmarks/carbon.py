@@ -62,7 +62,9 @@ def trade_off(policies: dict[str, dict[str, float]], rates: list[float]) -> list
         v = policies[name]
         saved_kg = (base["carbon_g_per_job"] - v["carbon_g_per_job"]) / 1000
         paid_s = v["mean_turnaround_s"] - base["mean_turnaround_s"]
-        per_kg = f"{paid_s / saved_kg:.0f}" if name != "broker" and saved_kg > 0 else "-"
+        per_kg = "-"
+        if name != "broker" and saved_kg > 0:
+            per_kg = f"{paid_s / saved_kg:.0f}" if paid_s > 0 else "free"
         lines.append(
             f"{name:<34}{v['mean_turnaround_s']:>10.0f}"
             f"{_change(v, base, 'mean_turnaround_s'):>8}{v['p95_turnaround_s']:>10.0f}"
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(trade_off(policies, args.rates)))
         print()
     print("vs 0: against the broker without a price on carbon (the shipped default).")
-    print("s per kg saved: seconds of mean turnaround each kg of CO2eq saved cost.")
+    print("s per kg saved: seconds of mean turnaround each kg of CO2eq saved cost (free: none).")
     print(json.dumps(json_line(summary, KEYS)))
     return 0
 
