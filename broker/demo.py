@@ -16,7 +16,17 @@ from pathlib import Path
 import httpx
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "requests"
-COLUMNS = ("rank", "destination", "state", "transfer", "wait", "run", "P(success)", "expected")
+COLUMNS = (
+    "rank",
+    "destination",
+    "state",
+    "transfer",
+    "wait",
+    "run",
+    "P(success)",
+    "CO2/attempt",
+    "expected",
+)
 
 
 def free_port() -> int:
@@ -59,6 +69,7 @@ def table(name: str, request: dict, answer: dict) -> str:
                 _seconds(d["wait_s"]),
                 _seconds(d["run_s"]),
                 f"{d['p_success']:.3f}",
+                f"{d['carbon_kg'] * 1000:.0f} g",
                 _seconds(d["expected_s"]),
             )
         )
@@ -69,6 +80,7 @@ def table(name: str, request: dict, answer: dict) -> str:
             lines.append("  " + "  ".join("-" * w for w in widths))
     top = answer["explanation"]["destinations"][0]
     lines.append(f"  -> {top['id']}: {top['reason']}")
+    lines.append(f"     CO2: {top['terms']['carbon']}")
     return "\n".join(lines)
 
 

@@ -41,6 +41,21 @@ SITES = {
     "pulsar_nl_amsterdam": ("amsterdam", 52.35, 4.95, 1024, 8192, 4, 0.90, 0.60, 0, None),
 }
 SILENT = {"heraklion": 2 * 3600}  # last report two hours before T0
+# site: its grid's carbon intensity, g CO2eq/kWh (roughly the country's yearly mean); written
+# 20 min before T0 (a silent site's with its last report, so it is past carbon_staleness_s)
+CARBON = {
+    "freiburg": 380,
+    "ghent": 170,
+    "bari": 330,
+    "lisbon": 160,
+    "brno": 450,
+    "barcelona": 150,
+    "orsay": 55,
+    "oslo": 30,
+    "london": 230,
+    "heraklion": 400,
+    "amsterdam": 320,
+}
 NEVER_REPORTED = {"espoo"}
 STORES = {
     "os_freiburg": (47.99, 7.85),
@@ -160,6 +175,11 @@ def main() -> None:
                     (T0 - 600) * ns,
                 )
             )
+    for site, g_per_kwh in CARBON.items():  # after the loop: its random draws stay the same
+        t = T0 - SILENT.get(site, 0) - 1200
+        lines.append(
+            format_point(mc.CARBON, {mc.SITE: site}, {mc.CARBON_INTENSITY: g_per_kwh}, t * ns)
+        )
     (OUT / "demo-network.lp").write_text(
         "# Demo snapshot of a European Pulsar network (examples/generate_snapshot.py)\n"
         + "\n".join(lines)

@@ -31,6 +31,7 @@ def destinations_view(settings: Settings, view: MetricsView) -> dict[str, Any]:
         site = settings.site_of(dest_id)
         usage = view.cluster.get(site)
         age = None if usage is None else round(now - usage.time_s, 1)
+        carbon = view.carbon.get(site)
         queues = {
             state: {
                 "count": q.count,
@@ -49,6 +50,14 @@ def destinations_view(settings: Settings, view: MetricsView) -> dict[str, Any]:
             else ("fresh" if is_current(usage.time_s, now, staleness) else "stale"),
             "cluster_usage": None if usage is None else {**asdict(usage), "age_s": age},
             "queues": queues,
+            "carbon_intensity": None
+            if carbon is None
+            else {
+                "g_per_kwh": carbon.g_per_kwh,
+                "shape": carbon.shape,
+                "age_s": round(now - carbon.time_s, 1),
+                "current": is_current(carbon.time_s, now, settings.metrics.carbon_staleness_s),
+            },
             "tools_with_run_times": sum(1 for d, _ in view.runtimes if d == dest_id),
             "tools_with_outcomes": sum(1 for d, _ in view.outcomes if d == dest_id),
         }

@@ -148,6 +148,10 @@ def test_health_and_destinations(client):
     assert dests["pulsar_gr_heraklion"]["state"] == "stale"
     assert dests["pulsar_fi_espoo"]["state"] == "no_data"
     assert dests["pulsar_de_freiburg"]["cluster_usage"]["cpus"] == 2048
+    carbon = dests["pulsar_de_freiburg"]["carbon_intensity"]
+    assert (carbon["g_per_kwh"], carbon["current"]) == (380, True)
+    assert dests["pulsar_gr_heraklion"]["carbon_intensity"]["current"] is False  # 2 h 20 min
+    assert dests["pulsar_fi_espoo"]["carbon_intensity"] is None
 
 
 def test_explain_flag_is_read_like_any_boolean_query_parameter(client):
