@@ -47,7 +47,7 @@ def build_cache(settings: Settings) -> MetricsCache[DerivedView]:
     m = settings.metrics
     source: InfluxSource | SnapshotSource
     if m.source == "influxdb":
-        source = InfluxSource(m.influxdb)
+        source = InfluxSource.of(m)
     elif m.snapshot is None:
         raise ConfigError("metrics.snapshot is required for source snapshot")
     else:

@@ -177,9 +177,8 @@ def main() -> None:
             )
     for site, g_per_kwh in CARBON.items():  # after the loop: its random draws stay the same
         t = T0 - SILENT.get(site, 0) - 1200
-        lines.append(
-            format_point(mc.CARBON, {mc.SITE: site}, {mc.CARBON_INTENSITY: g_per_kwh}, t * ns)
-        )
+        carbon_fields = {mc.CARBON_INTENSITY: float(g_per_kwh)}  # a float, as pulsar-util does
+        lines.append(format_point(mc.CARBON, {mc.SITE: site}, carbon_fields, t * ns))
     (OUT / "demo-network.lp").write_text(
         "# Demo snapshot of a European Pulsar network (examples/generate_snapshot.py)\n"
         + "\n".join(lines)

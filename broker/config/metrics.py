@@ -93,18 +93,16 @@ class MetricsSettings(Section):
     carbon_staleness_s: float = Field(
         default=2 * 3600,
         gt=0,
+        allow_inf_nan=False,
         description="a carbon intensity (hourly from Electricity Maps) older than this is not used",
     )
     influxdb: InfluxSettings = InfluxSettings()
 
-    @model_validator(mode="after")
-    def _carbon_lookback(self) -> MetricsSettings:
-        """Look back for carbon intensities only as far as one can be used: a longer range
-        would only make InfluxDB 3 refuse the query for the files it spans."""
-        lookbacks = self.influxdb.lookbacks_s
-        if CARBON not in lookbacks:
-            self.influxdb.lookbacks_s = {**lookbacks, CARBON: self.carbon_staleness_s}
-        return self
+    def lookbacks_s(self) -> dict[str, float]:
+        """`influxdb.lookbacks_s`, with carbon intensities looked back for only as far as one
+        can be used (`carbon_staleness_s`) unless it names them: a longer range would only make
+        InfluxDB 3 refuse the query for the files it spans."""
+        return {CARBON: self.carbon_staleness_s, **self.influxdb.lookbacks_s}
 
 
 class DecisionLogSettings(Section):

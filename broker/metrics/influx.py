@@ -25,7 +25,7 @@ import anyio
 import httpx
 
 import metric_contract.pulsar_util as pu
-from broker.config import InfluxSettings
+from broker.config import InfluxSettings, MetricsSettings
 from broker.metrics.view import MetricsView, SourceError
 from metric_contract.lineprotocol import Point
 from metric_contract.measurements import (
@@ -209,6 +209,17 @@ class InfluxSource(InfluxConnection):
 
     name = "influxdb"
 
+    def __init__(self, settings: InfluxSettings, lookbacks_s: Mapping[str, float] | None = None):
+        """`lookbacks_s`: per measurement, instead of `settings.lookbacks_s` (`of` passes the
+        config's, with its carbon default)."""
+        super().__init__(settings)
+        self.lookbacks_s = settings.lookbacks_s if lookbacks_s is None else lookbacks_s
+
+    @classmethod
+    def of(cls, metrics: MetricsSettings) -> InfluxSource:
+        """The source a config's metrics section describes."""
+        return cls(metrics.influxdb, metrics.lookbacks_s())
+
     async def _exchange(
         self, query: str, timeout_s: float, max_bytes: int | None
     ) -> tuple[int, bytes]:
@@ -246,7 +257,7 @@ class InfluxSource(InfluxConnection):
     def fetch(self) -> MetricsView:
         s = self.settings
         query = (
-            latest_points_query(s.lookback_s, s.lookbacks_s)
+            latest_points_query(s.lookback_s, self.lookbacks_s)
             + "; "
             + attempt_outcome_statements(s.attempt_window_s)
         )

@@ -16,6 +16,9 @@ import metric_contract.measurements as mc
 from metric_contract.lineprotocol import Point
 
 OWN_SHAPE = "tpv-broker"  # `ClusterUsage.shape` of this suite's own producer
+# The largest carbon intensity taken as real, g CO2eq/kWh: lignite plants emit about 1,100 at the
+# chimney, so five times that leaves room for any grid and none for a figure in other units.
+MAX_G_PER_KWH = 5000.0
 
 
 def number_field(fields: dict, key: str, default: float = 0.0) -> float:
@@ -184,9 +187,11 @@ class CarbonIntensity:
 
     @classmethod
     def from_point(cls, point: Point, site: str, shape: str) -> CarbonIntensity | None:
-        """None when the point has no usable intensity (missing, negative, not a number)."""
+        """None when the point has no usable intensity: missing, not a number, negative, or
+        above `MAX_G_PER_KWH` (no grid comes near; a larger figure is a unit or writer error,
+        and would overflow the products it enters)."""
         value = _opt(point.fields, mc.CARBON_INTENSITY)
-        if value is None:
+        if value is None or value > MAX_G_PER_KWH:
             return None
         return cls(site, value, point.time_s or 0.0, shape)
 

@@ -35,6 +35,7 @@ from broker.metrics.series import (
     number_field,
 )
 from metric_contract.lineprotocol import Point
+from metric_contract.sites import site_problem
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,9 @@ class MetricsView:
 
     @property
     def empty(self) -> bool:
-        return not (self.cluster or self.queues or self.runtimes or self.outcomes or self.carbon)
+        # carbon intensities alone rank nothing (and pulsar-util's consumer writes them on
+        # while the producers are down): they neither make a view non-empty ...
+        return not (self.cluster or self.queues or self.runtimes or self.outcomes)
 
     @property
     def newest_s(self) -> float | None:
@@ -106,7 +109,7 @@ class MetricsView:
         times += [q.time_s for states in self.queues.values() for q in states.values()]
         times += [r.time_s for r in self.runtimes.values()]
         times += [o.time_s for o in self.outcomes.values()]
-        times += [c.time_s for c in self.carbon.values()]
+        # ... nor move a snapshot's clock: unpriced, they must change no answer
         return max(times) if times else None
 
     @classmethod
@@ -194,7 +197,7 @@ class MetricsView:
         if not site:
             named = p.fields.get(pu.DESTINATION_ID)
             site, shape = (pu.site_of(named), CARBON_SHAPE) if isinstance(named, str) else ("", "")
-        found = CarbonIntensity.from_point(p, site, shape) if site else None
+        found = CarbonIntensity.from_point(p, site, shape) if site_problem(site) is None else None
         if found is None:
             return
         old = self.carbon.get(site)

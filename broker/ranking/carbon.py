@@ -10,14 +10,16 @@ administrator's (`ranking.carbon_s_per_kg`), default 0: then it changes no answe
 request nothing, and the explanation still shows each candidate's kg.
 
 The intensity is the site's newest `pulsar_carbon_intensity` point younger than
-`metrics.carbon_staleness_s`. A site without one is given the mean of the sites that have one,
-so that it is neither rewarded nor punished for not reporting; with none anywhere the term is 0.
+`metrics.carbon_staleness_s`. A site without one is given the mean of the configured
+destinations' sites that have one, so that it is neither rewarded nor punished for not
+reporting (sites outside the config, another network's in a shared InfluxDB, do not count);
+with none the term is 0.
 Decided once per refresh (`derived`), like a pool's state.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +28,7 @@ from numpy.typing import NDArray
 from broker.metrics.series import CarbonIntensity
 
 # run seconds x watts x g/kWh -> kg: s -> h (3600), W -> kW (1000), g -> kg (1000)
-_KG_PER_S_W_G = 1.0 / 3.6e9
+KG_PER_S_W_G = 1.0 / 3.6e9
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,14 +41,15 @@ class Carbon:
     reported: CarbonIntensity | None  # the site's own current figure; None: assumed
     sites_in_mean: int  # when assumed: how many sites the mean is over (0: nothing known)
 
+    def watts(self, cores: float, gpus: float) -> float:
+        return cores * self.watts_per_core + gpus * self.watts_per_gpu
+
     def kg(self, run_s: float, cores: float, gpus: float) -> float:
-        """kg CO2eq of one attempt of `run_s` seconds."""
-        watts = cores * self.watts_per_core + gpus * self.watts_per_gpu
-        return run_s * watts * self.g_per_kwh * _KG_PER_S_W_G
+        """kg CO2eq of one attempt of `run_s` seconds (`carbon_seconds` for many at once)."""
+        return run_s * self.watts(cores, gpus) * self.g_per_kwh * KG_PER_S_W_G
 
     def note(self, run_s: float, cores: float, gpus: float, rate: float, now: float) -> str:
         """Where the kg came from and what they cost, for the explanation."""
-        watts = cores * self.watts_per_core + gpus * self.watts_per_gpu
         if self.reported is not None:
             age = max(0.0, now - self.reported.time_s) / 60
             source = f"{self.reported.shape} point {age:.0f} min old"
@@ -56,12 +59,12 @@ class Carbon:
             source = "no current carbon intensity for any site"
         kg = self.kg(run_s, cores, gpus)
         text = (
-            f"{kg:.3g} kg CO2eq = {run_s / 3600:.3g} h x {watts:.0f} W x "
+            f"{kg:.3g} kg CO2eq = {run_s / 3600:.3g} h x {self.watts(cores, gpus):.0f} W x "
             f"{self.g_per_kwh:.0f} g/kWh ({source})"
         )
         if rate <= 0:
             return text + "; not priced (ranking.carbon_s_per_kg is 0)"
-        return text + f"; x {rate:g} s/kg = {kg * rate:.0f} s"
+        return text + f"; x {rate:g} s/kg = {kg * rate:.1f} s"
 
 
 @dataclass(frozen=True)
@@ -70,20 +73,27 @@ class Intensities:
 
     current: Mapping[str, CarbonIntensity]
     mean_g_per_kwh: float
+    sites_in_mean: int
 
     @classmethod
     def of(
-        cls, reported: Mapping[str, CarbonIntensity], staleness_s: float, now: float
+        cls,
+        reported: Mapping[str, CarbonIntensity],
+        staleness_s: float,
+        now: float,
+        sites: Collection[str],
     ) -> Intensities:
+        """`sites`: the configured destinations' sites, the ones the mean is taken over (all
+        reported sites when the config names none)."""
         current = {s: c for s, c in reported.items() if now - c.time_s <= staleness_s}
-        mean = float(np.mean([c.g_per_kwh for c in current.values()])) if current else 0.0
-        return cls(current, mean)
+        known = [c.g_per_kwh for s, c in current.items() if s in sites or not sites]
+        return cls(current, float(np.mean(known)) if known else 0.0, len(known))
 
     def at(self, site: str, watts_per_core: float, watts_per_gpu: float) -> Carbon:
         own = self.current.get(site)
         if own is not None:
             return Carbon(own.g_per_kwh, watts_per_core, watts_per_gpu, own, 0)
-        return Carbon(self.mean_g_per_kwh, watts_per_core, watts_per_gpu, None, len(self.current))
+        return Carbon(self.mean_g_per_kwh, watts_per_core, watts_per_gpu, None, self.sites_in_mean)
 
 
 def carbon_columns(carbons: list[Carbon]) -> NDArray[np.float64]:
@@ -100,4 +110,4 @@ def carbon_seconds(
 ) -> NDArray[np.float64]:
     """Every candidate's carbon term in seconds (`columns`: `carbon_columns`)."""
     watts = cores * columns[:, 1] + gpus * columns[:, 2]
-    return rate * _KG_PER_S_W_G * run_s * watts * columns[:, 0]
+    return rate * KG_PER_S_W_G * run_s * watts * columns[:, 0]

@@ -138,7 +138,8 @@ def derive(view: MetricsView, settings: Settings, now: float | None = None) -> D
         features=destination_features(settings),
         now=now,
     )
-    intensities = Intensities.of(view.carbon, settings.metrics.carbon_staleness_s, now)
+    sites = {settings.site_of(d) for d in settings.destinations}
+    intensities = Intensities.of(view.carbon, settings.metrics.carbon_staleness_s, now, sites)
     ranking = settings.ranking
     destinations = {}
     for dest_id, conf in settings.destinations.items():

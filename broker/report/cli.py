@@ -31,7 +31,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from broker.report.text import render
 
     settings = _settings(args)
-    source = InfluxSource(settings.metrics.influxdb)
+    source = InfluxSource.of(settings.metrics)
     try:
         log = read_log(source, args.since, args.margin, args.timeout, args.max_mb * 1024 * 1024)
     except SourceError as exc:

@@ -28,6 +28,7 @@ import math
 from collections.abc import Callable
 
 from broker.config import Settings
+from broker.ranking.carbon import KG_PER_S_W_G
 from broker.sim.events import (
     ARRIVE,
     BG_ARRIVE,
@@ -206,7 +207,7 @@ class Simulation(GalaxyEvents, PoolEvents):
             views_built=self.pipeline.views_built,
             max_overcommit=self.max_overcommit,
             kg_per_s={
-                name: (s.watts_per_core * g / 3.6e9, s.watts_per_gpu * g / 3.6e9)
+                name: (s.watts_per_core * g * KG_PER_S_W_G, s.watts_per_gpu * g * KG_PER_S_W_G)
                 for name, s in self.sc.sites.items()
                 if (g := s.carbon_g_per_kwh) is not None
             },

@@ -80,7 +80,9 @@ class MetricPipeline:
         self.write(p, (CLUSTER, site), t + self.conf.consumer_delay_s)
 
     def carbon_intensity(self, t: float, site: str, g_per_kwh: float) -> None:
-        p = Point(CARBON, {SITE: site}, {CARBON_INTENSITY: g_per_kwh}, _ns(t))
+        # a float, as every writer of this field must: InfluxDB refuses a point whose field
+        # type differs from the one the measurement's shard already holds
+        p = Point(CARBON, {SITE: site}, {CARBON_INTENSITY: float(g_per_kwh)}, _ns(t))
         self.write(p, (CARBON, site), t + self.conf.consumer_delay_s)
 
     def queue_counts(self, t: float, counts: dict[str, tuple[int, int]]) -> None:

@@ -186,6 +186,11 @@ class Scenario(_Model):
             for tool in b.tools:
                 if tool not in self.tools:
                     raise ValueError(f"arrivals.bursts.{i}.tools: unknown tool {tool!r}")
+        with_carbon = [s for s, conf in self.sites.items() if conf.carbon_g_per_kwh is not None]
+        if with_carbon and len(with_carbon) < len(self.sites):
+            # a site without one would count as emitting nothing in the figures
+            missing = sorted(set(self.sites) - set(with_carbon))
+            raise ValueError(f"sites: carbon_g_per_kwh is set for some sites, not for {missing}")
         dests = [self.destination_of(s) for s in self.sites]
         if len(set(dests)) != len(dests):
             raise ValueError("sites: two sites map to the same destination id")

@@ -54,7 +54,7 @@ def _line(p: Point) -> str:
 def test_all_three_shapes_in_one_measurement_read_as_from_the_snapshot(influxdb):
     now = time.time()
     influxdb.write(restamped("mixed.lp", now, fix_tags=True, spread=True))
-    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    view = InfluxSource.of(settings_for(influxdb).metrics).fetch()
     small, big = view.cluster["pulsar_small"], view.cluster["pulsar_big"]
     assert small.shape == OWN_SHAPE and small.cpus == 512  # the suite's shape wins
     assert big.shape == HISTOGRAM_SHAPE
@@ -74,7 +74,7 @@ def test_lines_of_one_run_in_one_series_are_one_point_in_influxdb(influxdb):
     skipped), the others' sites keep their older reports."""
     influxdb.write(restamped("histogram.lp", time.time()))
     influxdb.write(restamped("totals.lp", time.time()))
-    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    view = InfluxSource.of(settings_for(influxdb).metrics).fetch()
     big = view.cluster["pulsar_big"]
     assert (big.cpus_free, big.largest_free_cpus) == (2, 1)  # the 2 x 1-core line survived
     assert view.cluster["pulsar_de02"].cpus_free == 56  # its report of a minute before
@@ -109,7 +109,7 @@ def test_two_galaxies_queue_rows_are_summed_through_influxdb(influxdb):
             queued(5, "galaxy-fr", now - 30),
         ]
     )
-    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    view = InfluxSource.of(settings_for(influxdb).metrics).fetch()
     assert view.queues["dest_a"]["queued"].count == 12
     assert view.queue_row("dest_a").count == 12
 
@@ -119,7 +119,7 @@ def test_carbon_intensities_in_both_shapes_are_read_back_from_influxdb(influxdb)
     then this suite's shape for another site beside them."""
     now = time.time()
     influxdb.write(restamped("carbon.lp", now))
-    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    view = InfluxSource.of(settings_for(influxdb).metrics).fetch()
     assert {s: c.g_per_kwh for s, c in view.carbon.items()} == {
         "pulsar_de02": 412,
         "pulsar_fr01": 38,
@@ -128,7 +128,7 @@ def test_carbon_intensities_in_both_shapes_are_read_back_from_influxdb(influxdb)
     assert view.carbon["pulsar_de02"].shape == CARBON_SHAPE
     own = Point("pulsar_carbon_intensity", {"site": "pulsar_se01"}, {"carbon_intensity": 21.0})
     influxdb.write([_line(replace(own, time_ns=int(now * 1e9)))])
-    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    view = InfluxSource.of(settings_for(influxdb).metrics).fetch()
     assert view.carbon["pulsar_se01"].shape == OWN_SHAPE
     assert view.carbon["pulsar_se01"].g_per_kwh == 21
     assert view.carbon["pulsar_fr01"].g_per_kwh == 38
@@ -143,7 +143,7 @@ def test_carbon_lines_of_one_run_are_one_point_in_influxdb(influxdb):
         for p in parse_text((FIXTURES / "carbon.lp").read_text())
     ]
     influxdb.write(lines)
-    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    view = InfluxSource.of(settings_for(influxdb).metrics).fetch()
     assert {s: c.g_per_kwh for s, c in view.carbon.items()} == {"pulsar_pl01": 655}
 
 

@@ -32,7 +32,7 @@ def test_source_reads_newest_point_of_every_series(influxdb):
             *history_lines(now - 3600),
         ]
     )
-    view = InfluxSource(settings_for(influxdb).metrics.influxdb).fetch()
+    view = InfluxSource.of(settings_for(influxdb).metrics).fetch()
     assert view.cluster["site_a"].cpus_free == 40
     assert view.cluster["site_a"].time_s == pytest.approx(now - 5, abs=0.01)
     assert view.cluster["site b,with=odd chars"].cpus_free == 3

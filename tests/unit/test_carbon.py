@@ -8,7 +8,7 @@ import pytest
 from broker.metrics.pulsar_util import CARBON_SHAPE
 from broker.metrics.series import OWN_SHAPE
 from broker.metrics.view import MetricsView
-from metric_contract.lineprotocol import format_point, parse_lines, parse_text
+from metric_contract.lineprotocol import Point, format_point, parse_lines, parse_text
 from tests.support.paths import ROOT
 from tests.support.ranking import NOW, NS, by_id, ranked, request, runtime, settings, usage, view_of
 
@@ -79,7 +79,7 @@ def test_a_price_on_carbon_sends_the_job_to_the_cleaner_grid():
     assert rows["a"].carbon_s == pytest.approx(100.0)  # 0.001 kg x 100,000 s/kg
     gap = (rows["a"].carbon_s - rows["b"].carbon_s) / rows["a"].p_success
     assert rows["a"].expected_s - rows["b"].expected_s == pytest.approx(gap, abs=0.2)
-    assert "x 100000 s/kg = 100 s" in rows["a"].terms["carbon"]
+    assert "x 100000 s/kg = 100.0 s" in rows["a"].terms["carbon"]
 
 
 def test_a_site_without_a_current_intensity_is_given_the_mean_of_those_with_one():
@@ -109,3 +109,46 @@ def test_a_destinations_own_power_figures_count_cores_and_gpus():
     assert rows["a"].carbon_kg == pytest.approx(kg_per_w * (2 * 20 + 300), rel=1e-3)
     assert rows["b"].carbon_kg == pytest.approx(kg_per_w * (2 * 10 + 150), rel=1e-3)
     assert rows["c"].carbon_kg == pytest.approx(kg_per_w * (2 * 10 + 300), rel=1e-3)
+
+
+def test_unpriced_intensities_change_no_answer_not_even_a_snapshots_clock():
+    """A carbon point newer than everything else would move a snapshot's frozen clock (and
+    turn sites stale) if it counted as a metric of the view: it does not."""
+    later = NOW + 400  # were it the clock, every cluster point would be past staleness_s (300 s)
+    plain = ranked(network(), request())
+    with_carbon = ranked(network(intensity("a", 600, t=later), intensity("b", 50)), request())
+    assert with_carbon.sorted_destinations == plain.sorted_destinations
+    for before, after in zip(
+        plain.explanation.destinations, with_carbon.explanation.destinations, strict=True
+    ):
+        assert (after.expected_s, after.wait_s, after.state) == (
+            before.expected_s,
+            before.wait_s,
+            before.state,
+        )
+    assert view_of(intensity("a", 600)).empty  # carbon alone ranks nothing: /health degraded
+
+
+def test_an_implausible_intensity_or_site_name_is_ignored():
+    points = list(
+        parse_lines(
+            [intensity("a", 1e308), intensity("b", 5000.0)]  # a: a unit error, would overflow
+        )
+    )
+    # as the InfluxDB source hands them over (JSON, not line protocol): names no site may have
+    points += [
+        Point("pulsar_carbon_intensity", {"site": "back\\slash"}, {"carbon_intensity": 90.0}),
+        Point(
+            "pulsar_carbon_intensity", {}, {"carbon_intensity": 90.0, "destination_id": "x\u0007y"}
+        ),
+    ]
+    view = MetricsView.from_points(points, source="test")
+    assert {s: c.g_per_kwh for s, c in view.carbon.items()} == {"b": 5000.0}
+
+
+def test_the_mean_for_a_silent_site_is_over_the_configured_sites_only():
+    # "elsewhere" reports into the same InfluxDB but is no destination of this broker
+    view = network(intensity("a", 600), intensity("b", 100), intensity("elsewhere", 2000))
+    rows = by_id(ranked(view, request()))
+    assert "mean of 2 sites" in rows["c"].terms["carbon"]
+    assert rows["c"].carbon_kg == pytest.approx(rows["a"].carbon_kg * 350 / 600, rel=1e-3)

@@ -117,8 +117,9 @@ def test_settings_under_mappings_and_sections_are_accepted_from_the_environment(
     settings = load_settings(path, environ=env)
     assert settings.site_of("d1") == "s2"
     assert settings.ledger.redis_url == "redis://127.0.0.1:6379/0"
-    # (carbon intensities look back as far as they can be used, metrics.carbon_staleness_s)
-    assert settings.metrics.influxdb.lookbacks_s == {
+    assert settings.metrics.influxdb.lookbacks_s == {"htcondor_cluster_usage": 900}
+    # what the source is given: carbon intensities only as far back as they can be used
+    assert settings.metrics.lookbacks_s() == {
         "htcondor_cluster_usage": 900,
         "pulsar_carbon_intensity": 7200,
     }
@@ -130,13 +131,24 @@ def test_a_carbon_lookback_of_the_administrators_own_is_kept(tmp_path):
         "metrics: {carbon_staleness_s: 600,\n"
         "  influxdb: {lookbacks_s: {pulsar_carbon_intensity: 3600}}}\n",
     )
-    assert load_settings(path, environ={}).metrics.influxdb.lookbacks_s == {
+    assert load_settings(path, environ={}).metrics.lookbacks_s() == {
         "pulsar_carbon_intensity": 3600
     }
     other = write(tmp_path, "metrics: {carbon_staleness_s: 600}\n")
-    assert load_settings(other, environ={}).metrics.influxdb.lookbacks_s == {
+    assert load_settings(other, environ={}).metrics.lookbacks_s() == {
         "pulsar_carbon_intensity": 600
     }
+    assert load_settings(other, environ={}).metrics.influxdb.lookbacks_s == {}
+
+
+def test_an_infinite_carbon_figure_is_refused_by_name(tmp_path):
+    for text, key in [
+        ("ranking: {carbon_s_per_kg: .inf}", "ranking.carbon_s_per_kg"),
+        ("metrics: {carbon_staleness_s: .inf}", "metrics.carbon_staleness_s"),
+        ("ranking: {watts_per_core: .nan}", "ranking.watts_per_core"),
+    ]:
+        with pytest.raises(ConfigError, match=key):
+            load_settings(write(tmp_path, text + "\n"), environ={})
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,7 @@ def source(server: InfluxCompatServer, **settings) -> InfluxSource:
     """The source as a config file makes it: through the metrics section, whose defaults (the
     carbon intensities' lookback) apply."""
     influx = InfluxSettings(url=server.url, database=server.database, timeout_s=2.0, **settings)
-    return InfluxSource(MetricsSettings(influxdb=influx).influxdb)
+    return InfluxSource.of(MetricsSettings(influxdb=influx))
 
 
 @pytest.mark.parametrize("version", ["2", "3"])

@@ -10,7 +10,7 @@ import pytest
 
 from broker.sim.report import summarize
 from broker.sim.runner import new_simulation, parse_policy, run_seed, simulate_policies
-from broker.sim.scenario import load_scenario
+from broker.sim.scenario import ScenarioError, load_scenario
 from tests.support.sim_scenarios import SMALL, scenario_file
 
 GRIDS = {"a": 50.0, "b": 400.0, "c": 600.0}  # the fast pools dirtier
@@ -58,3 +58,10 @@ def test_a_price_on_carbon_cuts_the_emissions_per_job(tmp_path):
     for seed in (4, 5):
         unpriced, priced = (r.summary["carbon_g_per_job"] for r in run_seed(sc, specs, seed))
         assert priced < 0.8 * unpriced
+
+
+def test_a_scenario_gives_every_site_an_intensity_or_none(tmp_path):
+    with pytest.raises(
+        ScenarioError, match=r"carbon_g_per_kwh is set for some sites, not for \['b', 'c'\]"
+    ):
+        with_grids(tmp_path, {"a": 50.0})
