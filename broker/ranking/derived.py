@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,7 +52,11 @@ class CandidateList:
     site_index: NDArray[np.intp]
     bandwidth_rows: Rows  # `Bandwidth.rows`
     all_known: bool
-    carbon: NDArray[np.float64]  # `carbon.carbon_columns` of the candidates
+
+    @cached_property
+    def carbon(self) -> NDArray[np.float64]:
+        """`carbon.carbon_columns` of the candidates: built only when carbon is priced."""
+        return carbon_columns([c.carbon for c in self.candidates])
 
     @classmethod
     def of(cls, candidates: list[Destination], ids: tuple[str, ...], rows: Rows) -> CandidateList:
@@ -65,8 +70,7 @@ class CandidateList:
         index = np.array([where[c.site] for c in candidates], dtype=np.intp)
         known = all(c.known for c in candidates)
         columns = PoolColumns.of([c.figures for c in candidates])
-        carbon = carbon_columns([c.carbon for c in candidates])
-        return cls(candidates, ids, pools, columns, sites, index, rows, known, carbon)
+        return cls(candidates, ids, pools, columns, sites, index, rows, known)
 
 
 _KEPT_LISTS_MAX = 4096
