@@ -93,7 +93,6 @@ class MetricsSettings(Section):
     carbon_staleness_s: float = Field(
         default=2 * 3600,
         gt=0,
-        allow_inf_nan=False,
         description="a carbon intensity (hourly from Electricity Maps) older than this is not used",
     )
     influxdb: InfluxSettings = InfluxSettings()

@@ -19,13 +19,11 @@ class DestinationSettings(Section):
     watts_per_core: float | None = Field(
         default=None,
         gt=0,
-        allow_inf_nan=False,
         description="power of a busy core here (default ranking.watts_per_core)",
     )
     watts_per_gpu: float | None = Field(
         default=None,
         ge=0,
-        allow_inf_nan=False,
         description="power of a busy GPU here (default ranking.watts_per_gpu)",
     )
 
@@ -76,21 +74,18 @@ class RankingSettings(Section):
     carbon_s_per_kg: float = Field(
         default=0.0,
         ge=0,
-        allow_inf_nan=False,
         description="seconds of expected turnaround one kg of CO2eq is worth (0: carbon plays "
         "no part in the order; the explanation still shows each candidate's kg)",
     )
     watts_per_core: float = Field(
         default=10.0,
         gt=0,
-        allow_inf_nan=False,
         description="power a busy core draws, with its share of memory, board and cooling, "
         "where a destination sets none",
     )
     watts_per_gpu: float = Field(
         default=300.0,
         ge=0,
-        allow_inf_nan=False,
         description="power a busy GPU draws, where a destination sets none",
     )
     bandwidth: BandwidthSettings = BandwidthSettings()

@@ -141,11 +141,14 @@ def test_a_carbon_lookback_of_the_administrators_own_is_kept(tmp_path):
     assert load_settings(other, environ={}).metrics.influxdb.lookbacks_s == {}
 
 
-def test_an_infinite_carbon_figure_is_refused_by_name(tmp_path):
+def test_an_infinite_or_nan_figure_is_refused_by_name(tmp_path):
     for text, key in [
         ("ranking: {carbon_s_per_kg: .inf}", "ranking.carbon_s_per_kg"),
         ("metrics: {carbon_staleness_s: .inf}", "metrics.carbon_staleness_s"),
         ("ranking: {watts_per_core: .nan}", "ranking.watts_per_core"),
+        ("metrics: {staleness_s: .inf}", "metrics.staleness_s"),
+        ("metrics: {influxdb: {lookback_s: .inf}}", "metrics.influxdb.lookback_s"),
+        ("metrics: {influxdb: {lookbacks_s: {job_outcomes: .inf}}}", "lookbacks_s"),
     ]:
         with pytest.raises(ConfigError, match=key):
             load_settings(write(tmp_path, text + "\n"), environ={})
