@@ -41,15 +41,11 @@ class Carbon:
     reported: CarbonIntensity | None  # the site's own current figure; None: assumed
     sites_in_mean: int  # when assumed: how many sites the mean is over (0: nothing known)
 
-    def watts(self, cores: float, gpus: float) -> float:
-        return cores * self.watts_per_core + gpus * self.watts_per_gpu
-
-    def kg(self, run_s: float, cores: float, gpus: float) -> float:
-        """kg CO2eq of one attempt of `run_s` seconds (`carbon_seconds` for many at once)."""
-        return run_s * self.watts(cores, gpus) * self.g_per_kwh * KG_PER_S_W_G
-
-    def note(self, run_s: float, cores: float, gpus: float, rate: float, now: float) -> str:
-        """Where the kg came from and what they cost, for the explanation."""
+    def note(
+        self, kg: float, run_s: float, cores: float, gpus: float, rate: float, now: float
+    ) -> str:
+        """Where one attempt's `kg` (`kg_co2`) came from and what they cost, for the
+        explanation."""
         if self.reported is not None:
             age = max(0.0, now - self.reported.time_s) / 60
             source = f"{self.reported.shape} point {age:.0f} min old"
@@ -57,9 +53,9 @@ class Carbon:
             source = f"no current intensity for this site: the mean of {self.sites_in_mean} sites"
         else:
             source = "no current carbon intensity for any site"
-        kg = self.kg(run_s, cores, gpus)
+        watts = cores * self.watts_per_core + gpus * self.watts_per_gpu
         text = (
-            f"{kg:.3g} kg CO2eq = {run_s / 3600:.3g} h x {self.watts(cores, gpus):.0f} W x "
+            f"{kg:.3g} kg CO2eq = {run_s / 3600:.3g} h x {watts:.0f} W x "
             f"{self.g_per_kwh:.0f} g/kWh ({source})"
         )
         if rate <= 0:
@@ -105,9 +101,10 @@ def carbon_columns(carbons: list[Carbon]) -> NDArray[np.float64]:
     return columns
 
 
-def carbon_seconds(
-    columns: NDArray[np.float64], run_s: NDArray[np.float64], cores: float, gpus: float, rate: float
+def kg_co2(
+    columns: NDArray[np.float64], run_s: NDArray[np.float64], cores: float, gpus: float
 ) -> NDArray[np.float64]:
-    """Every candidate's carbon term in seconds (`columns`: `carbon_columns`)."""
+    """Every candidate's kg CO2eq for one attempt of `run_s` seconds (`columns`:
+    `carbon_columns`); the carbon term is this times `ranking.carbon_s_per_kg`."""
     watts = cores * columns[:, 1] + gpus * columns[:, 2]
-    return rate * KG_PER_S_W_G * run_s * watts * columns[:, 0]
+    return run_s * watts * columns[:, 0] * KG_PER_S_W_G

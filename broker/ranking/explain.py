@@ -10,7 +10,11 @@ import logging
 import math
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from broker.metrics.cache import RefreshStatus
+from broker.ranking.carbon import kg_co2
 from broker.ranking.context import RankContext
 from broker.ranking.history import Estimate
 from broker.ranking.models import DestinationExplanation, Explanation, MetricAges, RankResponse
@@ -55,13 +59,22 @@ class ExplainedCandidate:
     carbon_note: str
 
 
-def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> ExplainedCandidate:
+def _carbon_kg(terms: CandidateTerms) -> NDArray[np.float64]:
+    """Every candidate's kg CO2eq: the ranking's, or (carbon unpriced) worked out here."""
+    if terms.carbon_kg is not None:
+        return terms.carbon_kg
+    run_s = np.array([e.run.value for e in terms.estimates], dtype=np.float64)
+    return kg_co2(terms.candidates.carbon, run_s, terms.job.cores, terms.job.gpus)
+
+
+def _candidate(
+    ctx: RankContext, terms: CandidateTerms, i: int, now: float, kg: float
+) -> ExplainedCandidate:
     c, est, w = terms.candidates.candidates[i], terms.estimates[i], terms.waits.at(i)
     reported = c.pool.time_s
     sent = NOTHING if terms.sent is None else terms.sent.at(i)
     ranking = ctx.settings.ranking
-    job, run_s, rate = terms.job, est.run.value, ranking.carbon_s_per_kg
-    carbon_kg = c.carbon.kg(run_s, job.cores, job.gpus)
+    job, rate = terms.job, ranking.carbon_s_per_kg
     return ExplainedCandidate(
         id=c.id,
         position=i,
@@ -75,9 +88,9 @@ def _candidate(ctx: RankContext, terms: CandidateTerms, i: int, now: float) -> E
         penalty=float(terms.penalties[i]),
         expected=float(terms.expected[i]),
         cluster_age=None if reported == -math.inf else now - reported,
-        carbon_kg=carbon_kg,
-        carbon_s=0.0 if terms.carbon_s is None else float(terms.carbon_s[i]),
-        carbon_note=c.carbon.note(run_s, job.cores, job.gpus, rate, now),
+        carbon_kg=kg,
+        carbon_s=kg * rate,
+        carbon_note=c.carbon.note(kg, est.run.value, job.cores, job.gpus, rate, now),
     )
 
 
@@ -194,9 +207,10 @@ def explain(
     any_fresh = bool((terms.waits.state == FRESH).any())
     kept = "the fallback order" if fallback else "TPV's order"
     staleness = ctx.settings.metrics.staleness_s
+    carbon_kg = _carbon_kg(terms)
     details, previous = [], None
     for rank, index in enumerate(order, start=1):
-        row = _candidate(ctx, terms, index, now)
+        row = _candidate(ctx, terms, index, now, float(carbon_kg[index]))
         reason = _reason(row, previous, any_fresh, staleness, kept)
         detail = _row(row, rank, reason, _metric_ages(ctx, row, terms.job.tool_id, now))
         shares = server_shares(ctx, row.id, terms.job.tool_id)

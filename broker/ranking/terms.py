@@ -19,7 +19,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from broker.config import RankingSettings
-from broker.ranking.carbon import carbon_seconds
+from broker.ranking.carbon import kg_co2
 from broker.ranking.context import RankContext
 from broker.ranking.derived import CandidateList
 from broker.ranking.history import ToolEstimate
@@ -41,7 +41,7 @@ class CandidateTerms:
     estimates: list[ToolEstimate]
     penalties: NDArray[np.float64]  # the preference term, seconds
     expected: NDArray[np.float64]
-    carbon_s: NDArray[np.float64] | None  # None: carbon has no price (`carbon_s_per_kg` 0)
+    carbon_kg: NDArray[np.float64] | None  # None: carbon has no price (`carbon_s_per_kg` 0)
 
     def order(self) -> list[int]:
         """Fresh by E (ties: TPV's order), then stale, then cannot-fit, each in TPV's order."""
@@ -75,13 +75,13 @@ def score(ctx: RankContext, query: RankQuery, now: float) -> CandidateTerms:
     transfer_s = np.array(transfers.seconds, dtype=np.float64)
     cost = transfer_s + wait.seconds + terms.run_s
     rate = settings.ranking.carbon_s_per_kg
-    carbon_s = None
+    carbon_kg = None
     if rate > 0:
-        carbon_s = carbon_seconds(listed.carbon, terms.run_s, job.cores, job.gpus, rate)
-        cost = cost + carbon_s
+        carbon_kg = kg_co2(listed.carbon, terms.run_s, job.cores, job.gpus)
+        cost = cost + rate * carbon_kg
     expected = cost / terms.success + penalties
     return CandidateTerms(
-        listed, job, transfers, wait, sent, terms.at, penalties, expected, carbon_s
+        listed, job, transfers, wait, sent, terms.at, penalties, expected, carbon_kg
     )
 
 
